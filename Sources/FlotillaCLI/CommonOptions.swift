@@ -1,0 +1,77 @@
+import ArgumentParser
+import FlotillaCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// The flags every long-running role takes (DESIGN.md §2).
+struct CommonOptions: ParsableArguments {
+    @Option(help: "Address of the data listener, HOST:PORT (port 0 picks a free port).", transform: parseHostPort)
+    var listen: HostPort?
+
+    @Option(help: "Address of the admin HTTP listener, HOST:PORT.", transform: parseHostPort)
+    var admin: HostPort = HostPort(host: "127.0.0.1", port: 9100)
+
+    @Option(help: "Event-loop threads (default: the number of cores).")
+    var threads: Int?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.", transform: parseLogLevel)
+    var logLevel: Logger.Level = .info
+
+    @Option(help: "Log format: text or json (one JSON object per line on standard error).")
+    var logFormat: LogFormat = .text
+
+    @Option(help: "Service-level objective, e.g. 'p99<1ms,success>=99.9%'.", transform: parseSLO)
+    var slo: SLOSpec?
+
+    @Option(help: "Longest wait for open connections to finish on shutdown, e.g. 10s.", transform: parseDuration)
+    var drainTimeout: Duration = .seconds(10)
+
+    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
+        case text, json
+    }
+
+    func validate() throws {
+        if let threads, threads < 1 || threads > 256 {
+            throw ValidationError("--threads must be between 1 and 256, got \(threads)")
+        }
+    }
+
+    var threadCount: Int { threads ?? System.coreCount }
+}
+
+func parseHostPort(_ text: String) throws -> HostPort {
+    guard let address = HostPort(parsing: text) else {
+        throw ValidationError("'\(text)' is not HOST:PORT with a port from 0 to 65535")
+    }
+    return address
+}
+
+func parseLogLevel(_ text: String) throws -> Logger.Level {
+    guard let level = Logger.Level(rawValue: text.lowercased()) else {
+        throw ValidationError("'\(text)' is not a log level (trace, debug, info, notice, warning, error, critical)")
+    }
+    return level
+}
+
+func parseSLO(_ text: String) throws -> SLOSpec {
+    do {
+        return try SLOSpec(parsing: text)
+    } catch {
+        throw ValidationError(error.description)
+    }
+}
+
+func parseDuration(_ text: String) throws -> Duration {
+    guard let duration = DurationText.parse(text) else {
+        throw ValidationError("'\(text)' is not a duration such as 250ms, 5s or 1m")
+    }
+    return duration
+}
+
+func parseByteSize(_ text: String) throws -> ByteSize {
+    guard let size = ByteSize(parsing: text) else {
+        throw ValidationError("'\(text)' is not a size such as 64MiB, 512KiB or 1048576")
+    }
+    return size
+}

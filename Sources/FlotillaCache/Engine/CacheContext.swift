@@ -1,0 +1,20 @@
+import FlotillaServer
+
+/// What every connection's engine shares besides the store: settings and process counters.
+final class CacheContext: Sendable {
+    /// The version clients see: memcached's protocol level first, so that clients which parse
+    /// it find 1.6, then Flotilla's own.
+    static let protocolVersion = "1.6.18-flotilla-\(FlotillaVersion.current)"
+
+    let configuration: CacheServer.Configuration
+    let totals = CacheCounterTotals()
+    let connections: ConnectionCounters
+    let threads: Int
+    let started = ContinuousClock.now
+
+    init(configuration: CacheServer.Configuration, connections: ConnectionCounters, threads: Int) {
+        self.configuration = configuration
+        self.connections = connections
+        self.threads = threads
+    }
+}

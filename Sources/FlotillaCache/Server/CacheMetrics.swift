@@ -1,0 +1,33 @@
+import CoreMetrics
+import Synchronization
+
+/// The cache's own gauges, refreshed before each scrape.
+final class CacheMetrics: Sendable {
+    private let items: Gauge
+    private let bytes: Gauge
+    private let limit: Gauge
+    private let connections: Gauge
+    private let evictions: Counter
+    private let exportedEvictions = Mutex<UInt64>(0)
+
+    init(factory: any MetricsFactory) {
+        items = Gauge(label: "flotilla_cache_items", factory: factory)
+        bytes = Gauge(label: "flotilla_cache_bytes", factory: factory)
+        limit = Gauge(label: "flotilla_cache_limit_bytes", factory: factory)
+        connections = Gauge(label: "flotilla_connections", factory: factory)
+        evictions = Counter(label: "flotilla_cache_evictions_total", factory: factory)
+    }
+
+    func update(_ usage: CacheServer.Usage, limitBytes: Int) {
+        items.record(usage.items)
+        bytes.record(usage.bytes)
+        limit.record(limitBytes)
+        connections.record(usage.connections)
+        exportedEvictions.withLock { exported in
+            if usage.evictions > exported {
+                evictions.increment(by: Int64(usage.evictions - exported))
+                exported = usage.evictions
+            }
+        }
+    }
+}

@@ -1,0 +1,146 @@
+import FlotillaMemcache
+import FlotillaServer
+import NIOCore
+import NIOExtras
+
+/// One client connection: decodes pipelined requests, runs them through the engine and writes
+/// the replies once per read batch.
+///
+/// Bounded: the decoder bounds lines and values, replies are flushed every `flushThreshold`
+/// bytes, and when the client does not read its replies the handler stops reading its requests
+/// until the socket drains. On `ChannelShouldQuiesceEvent` (shutdown) it finishes the request
+/// in progress and closes.
+final class MemcacheConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    /// Replies are written out once this many bytes are pending, even mid-batch.
+    static let flushThreshold = 256 * 1024
+
+    private var decoder: MemcacheRequestDecoder
+    private var engine: CacheEngine
+    private let recorder: OperationRecorder.Shard
+    private var inbound: ByteBuffer?
+    private var outbound: ByteBuffer
+    /// The peer is not reading: hold requests and reads until the channel is writable again.
+    private var paused = false
+    private var pendingRead = false
+    private var draining = false
+    private var closing = false
+
+    init(decoder: MemcacheRequestDecoder, engine: CacheEngine, recorder: OperationRecorder.Shard) {
+        self.decoder = decoder
+        self.engine = engine
+        self.recorder = recorder
+        self.outbound = ByteBuffer()
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        outbound = context.channel.allocator.buffer(capacity: 4096)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        engine.counters.add(.bytesRead, UInt64(bytes.readableBytes))
+        if inbound == nil {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        process(context: context)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        flushReplies(context: context)
+        engine.context.totals.commit(&engine.counters)
+        closeIfDrained(context: context)
+    }
+
+    private func process(context: ChannelHandlerContext) {
+        guard !paused, !closing, inbound != nil else { return }
+        while let request = decoder.decode(buffer: &inbound!) {
+            let start = NIODeadline.now().uptimeNanoseconds
+            let outcome = engine.execute(request, into: &outbound)
+            let elapsed = NIODeadline.now().uptimeNanoseconds &- start
+            recorder.record(outcome.operation.rawValue, nanoseconds: elapsed, failed: outcome.failed)
+            if outcome.closesConnection {
+                closing = true
+                flushReplies(context: context)
+                context.close(promise: nil)
+                return
+            }
+            if outbound.readableBytes >= Self.flushThreshold {
+                flushReplies(context: context)
+                if !context.channel.isWritable {
+                    paused = true
+                    break
+                }
+            }
+        }
+        if inbound!.readableBytes == 0 {
+            inbound = nil
+        } else if inbound!.readerIndex > 64 * 1024 {
+            inbound!.discardReadBytes()
+        }
+    }
+
+    private func flushReplies(context: ChannelHandlerContext) {
+        guard outbound.readableBytes > 0 else { return }
+        engine.counters.add(.bytesWritten, UInt64(outbound.readableBytes))
+        let reply = outbound
+        outbound = context.channel.allocator.buffer(capacity: max(4096, min(reply.readableBytes, 64 * 1024)))
+        context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, paused {
+            paused = false
+            process(context: context)
+            flushReplies(context: context)
+            if pendingRead, !paused {
+                pendingRead = false
+                context.read()
+            }
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            draining = true
+            closeIfDrained(context: context)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    /// During a drain, close once no request is half received and every reply is written.
+    private func closeIfDrained(context: ChannelHandlerContext) {
+        guard draining, !closing, decoder.isIdle, inbound == nil, !paused else { return }
+        closing = true
+        flushReplies(context: context)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        engine.context.totals.commit(&engine.counters)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A reset or a broken pipe from one client ends that connection only.
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension MemcacheConnectionHandler: Sendable {}

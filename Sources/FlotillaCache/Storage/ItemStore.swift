@@ -1,0 +1,145 @@
+import NIOCore
+
+/// One stripe of the cache: a hash index, an LRU list and a memory budget.
+///
+/// A pure value type: no locks, no clock, no I/O. Time (`now`, in cache seconds) and CAS
+/// uniques are passed in, so that every rule (expiry, flush, eviction, LRU bump) is tested
+/// deterministically. `StripedStore` puts a lock around each stripe.
+struct ItemStore {
+    private(set) var index: [ByteBuffer: Int32] = [:]
+    private(set) var slots: [Item?] = []
+    private var freeSlots: [Int32] = []
+    /// Most recently used end of the LRU list.
+    private(set) var newest: Int32 = -1
+    /// Least recently used end: the next item to evict.
+    private(set) var oldest: Int32 = -1
+
+    /// Bytes charged against the budget.
+    private(set) var usedBytes = 0
+    let limitBytes: Int
+    private(set) var counters = Counters()
+
+    struct Counters {
+        var evictions: UInt64 = 0
+        var evictedUnfetched: UInt64 = 0
+        var expiredUnfetched: UInt64 = 0
+        var reclaimed: UInt64 = 0
+        var totalItems: UInt64 = 0
+    }
+
+    /// memcached's flush marker: items last stored or bumped at or before `oldestLive` are
+    /// invalid once `now` reaches it (0: no flush pending).
+    var oldestLive: UInt32 = 0
+
+    init(limitBytes: Int) {
+        self.limitBytes = limitBytes
+    }
+
+    var count: Int { index.count }
+
+    subscript(slot: Int32) -> Item {
+        get { slots[Int(slot)]! }
+        _modify { yield &slots[Int(slot)]! }
+    }
+
+    /// The live item for `key`: expired or flushed items are unlinked on the way, as memcached
+    /// does lazily on access.
+    mutating func find(_ key: ByteBuffer, now: UInt32) -> Int32? {
+        guard let slot = index[key] else { return nil }
+        let item = self[slot]
+        if item.isExpired(now: now) || isFlushed(item, now: now) {
+            if !item.state.contains(.fetched) { counters.expiredUnfetched += 1 }
+            counters.reclaimed += 1
+            unlink(slot)
+            return nil
+        }
+        return slot
+    }
+
+    private func isFlushed(_ item: Item, now: UInt32) -> Bool {
+        oldestLive != 0 && oldestLive <= now && item.time <= oldestLive
+    }
+
+    /// memcached's `do_item_bump`: the first fetch marks the item fetched, the next ones mark it
+    /// active and refresh its access time; the item moves to the recently-used end.
+    mutating func bump(_ slot: Int32, now: UInt32) {
+        if !self[slot].state.contains(.active) {
+            if !self[slot].state.contains(.fetched) {
+                self[slot].state.insert(.fetched)
+            } else {
+                self[slot].state.insert(.active)
+                self[slot].time = now
+            }
+        }
+        moveToNewest(slot)
+    }
+
+    /// Links `item`, replacing any item under the same key and evicting least recently used
+    /// items until it fits. Returns nil when the item is larger than the whole stripe.
+    @discardableResult
+    mutating func link(_ item: Item) -> Int32? {
+        if let existing = index[item.key] { unlink(existing) }
+        guard item.size <= limitBytes else { return nil }
+        while usedBytes + item.size > limitBytes, oldest != -1 {
+            let victim = oldest
+            counters.evictions += 1
+            if !self[victim].state.contains(.fetched) { counters.evictedUnfetched += 1 }
+            unlink(victim)
+        }
+        let slot: Int32
+        if let free = freeSlots.popLast() {
+            slot = free
+            slots[Int(slot)] = item
+        } else {
+            slot = Int32(slots.count)
+            slots.append(item)
+        }
+        index[item.key] = slot
+        usedBytes += item.size
+        counters.totalItems += 1
+        pushNewest(slot)
+        return slot
+    }
+
+    /// Removes an item from the index, the LRU list and the budget.
+    mutating func unlink(_ slot: Int32) {
+        let item = self[slot]
+        detach(slot)
+        index.removeValue(forKey: item.key)
+        usedBytes -= item.size
+        slots[Int(slot)] = nil
+        freeSlots.append(slot)
+    }
+
+    /// Drops every item (an immediate `flush_all`) and gives the memory back.
+    mutating func removeAll() {
+        index = [:]
+        slots = []
+        freeSlots = []
+        newest = -1
+        oldest = -1
+        usedBytes = 0
+    }
+
+    private mutating func moveToNewest(_ slot: Int32) {
+        guard newest != slot else { return }
+        detach(slot)
+        pushNewest(slot)
+    }
+
+    private mutating func pushNewest(_ slot: Int32) {
+        self[slot].older = newest
+        self[slot].newer = -1
+        if newest != -1 { self[newest].newer = slot }
+        newest = slot
+        if oldest == -1 { oldest = slot }
+    }
+
+    private mutating func detach(_ slot: Int32) {
+        let item = self[slot]
+        if item.newer != -1 { self[item.newer].older = item.older } else { newest = item.older }
+        if item.older != -1 { self[item.older].newer = item.newer } else { oldest = item.newer }
+        self[slot].newer = -1
+        self[slot].older = -1
+    }
+}

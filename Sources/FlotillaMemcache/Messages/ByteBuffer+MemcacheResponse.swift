@@ -1,0 +1,86 @@
+import NIOCore
+
+/// Writers for the replies of the text and meta protocols.
+extension ByteBuffer {
+    /// Writes `message` and the protocol's line terminator.
+    @inlinable
+    public mutating func writeMemcacheLine(_ message: StaticString) {
+        self.writeStaticString(message)
+        self.writeStaticString("\r\n")
+    }
+
+    /// Writes an unsigned integer in decimal, without allocating.
+    @inlinable
+    public mutating func writeDecimal(_ value: UInt64) {
+        if value < 10 {
+            self.writeInteger(UInt8(truncatingIfNeeded: value) &+ UInt8(ascii: "0"))
+            return
+        }
+        var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes hold the 20 digits of UInt64.max
+        let count = withUnsafeMutableBytes(of: &digits) { scratch -> Int in
+            var remaining = value
+            var index = scratch.count
+            while remaining > 0 {
+                index -= 1
+                scratch[index] = UInt8(truncatingIfNeeded: remaining % 10) &+ UInt8(ascii: "0")
+                remaining /= 10
+            }
+            let count = scratch.count - index
+            self.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[index...]))
+            return count
+        }
+        _ = count
+    }
+
+    /// Writes a signed integer in decimal.
+    @inlinable
+    public mutating func writeDecimal(_ value: Int64) {
+        if value < 0 {
+            self.writeInteger(UInt8(ascii: "-"))
+            self.writeDecimal(UInt64(bitPattern: 0 &- value))
+        } else {
+            self.writeDecimal(UInt64(value))
+        }
+    }
+
+    /// `VALUE <key> <flags> <bytes>[ <cas unique>]\r\n`
+    @inlinable
+    public mutating func writeValueHeader(key: ByteBuffer, flags: UInt32, length: Int, cas: UInt64?) {
+        self.writeStaticString("VALUE ")
+        var key = key
+        self.writeBuffer(&key)
+        self.writeInteger(UInt8(ascii: " "))
+        self.writeDecimal(UInt64(flags))
+        self.writeInteger(UInt8(ascii: " "))
+        self.writeDecimal(UInt64(length))
+        if let cas {
+            self.writeInteger(UInt8(ascii: " "))
+            self.writeDecimal(cas)
+        }
+        self.writeStaticString("\r\n")
+    }
+
+    /// ` k<key>`, or ` k<base64 key> b` for a binary key, as meta replies echo keys.
+    public mutating func writeMetaKey(_ key: ByteBuffer, binary: Bool) {
+        self.writeStaticString(" k")
+        if binary {
+            Base64Key.encode(key.readableBytesView, into: &self)
+            self.writeStaticString(" b")
+        } else {
+            self.writeImmutableBuffer(key)
+        }
+    }
+
+    /// A space and the flag's whole token (for opaque `O…` echoes).
+    public mutating func writeMetaEcho(_ token: ByteBuffer) {
+        self.writeInteger(UInt8(ascii: " "))
+        self.writeImmutableBuffer(token)
+    }
+
+    /// A space, the flag letter and a number (`t30`, `c12`).
+    public mutating func writeMetaNumber(_ flag: UInt8, _ value: UInt64) {
+        self.writeInteger(UInt8(ascii: " "))
+        self.writeInteger(flag)
+        self.writeDecimal(value)
+    }
+}

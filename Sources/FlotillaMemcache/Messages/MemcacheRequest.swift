@@ -1,0 +1,92 @@
+import NIOCore
+
+/// One decoded request of the memcached text or meta protocol.
+///
+/// Keys and data are slices of the connection's read buffer: they are valid until the next
+/// bytes are appended to it, so a consumer copies what it keeps.
+public enum MemcacheRequest {
+    case retrieval(RetrievalRequest)
+    case storage(StorageRequest)
+    case delete(key: ByteBuffer, noreply: Bool)
+    case arithmetic(ArithmeticRequest)
+    case touch(key: ByteBuffer, exptime: Int32, noreply: Bool)
+    /// `flush_all [delay]`; `delay` is nil when none was given.
+    case flushAll(delay: Int32?, noreply: Bool)
+    case version
+    case verbosity(noreply: Bool)
+    /// `stats` and its sub-commands; `arguments` is empty for the general statistics.
+    case stats(arguments: [String])
+    case quit
+    case meta(MetaRequest)
+    /// A storage command whose value is larger than the item size limit: memcached answers
+    /// `SERVER_ERROR object too large for cache`, skips the data and, for a plain set, drops the
+    /// key's current value so that a stale value does not outlive the failed write.
+    case tooLarge(operation: MemcacheOperation, key: ByteBuffer, noreply: Bool, dropsCurrentValue: Bool)
+    /// An answer the decoder gives by itself (protocol errors).
+    case reply(MemcacheImmediateReply)
+    /// The protocol asks to hang up (an HTTP request, a line too long to be a command).
+    case close(reason: CloseReason)
+
+    public enum CloseReason: Sendable {
+        case httpRequest
+        case lineTooLong
+    }
+}
+
+/// An answer decided while decoding, such as `ERROR` or `CLIENT_ERROR bad data chunk`.
+public struct MemcacheImmediateReply: Sendable {
+    public var operation: MemcacheOperation
+    public var message: StaticString
+    /// True when the client asked for `noreply`: memcached then sends nothing, errors included.
+    public var suppressed: Bool
+    /// True for replies that report a fault (`ERROR`, `CLIENT_ERROR`, `SERVER_ERROR`).
+    public var isError: Bool
+
+    public init(operation: MemcacheOperation, message: StaticString, suppressed: Bool = false, isError: Bool = true) {
+        self.operation = operation
+        self.message = message
+        self.suppressed = suppressed
+        self.isError = isError
+    }
+}
+
+public struct RetrievalRequest {
+    public var operation: MemcacheOperation
+    /// The new expiry of `gat`/`gats`, as sent.
+    public var exptime: Int32
+    public var keys: [ByteBuffer]
+
+    public var returnsCAS: Bool { operation == .gets || operation == .gats }
+    public var touches: Bool { operation == .gat || operation == .gats }
+}
+
+public struct StorageRequest {
+    public enum Mode: Sendable { case set, add, replace, append, prepend, cas }
+
+    public var mode: Mode
+    public var key: ByteBuffer
+    public var flags: UInt32
+    public var exptime: Int32
+    /// The unique of `cas`; 0 for the other commands.
+    public var casUnique: UInt64
+    public var noreply: Bool
+    public var data: ByteBuffer
+
+    public var operation: MemcacheOperation {
+        switch mode {
+        case .set: .set
+        case .add: .add
+        case .replace: .replace
+        case .append: .append
+        case .prepend: .prepend
+        case .cas: .cas
+        }
+    }
+}
+
+public struct ArithmeticRequest {
+    public var increment: Bool
+    public var key: ByteBuffer
+    public var delta: UInt64
+    public var noreply: Bool
+}

@@ -1,0 +1,96 @@
+import FlotillaAdminAPI
+import FlotillaCore
+import Hummingbird
+import Logging
+import Metrics
+import NIOCore
+import OpenAPIHummingbird
+import Prometheus
+import ServiceLifecycle
+
+/// The admin listener every role serves: `/healthz`, `/readyz`, `/metrics`, `/v1/status`,
+/// generated from `openapi.yaml`. It keeps answering while the role drains, so that probes
+/// see 503 on `/readyz` until the process exits.
+public struct AdminService: Service {
+    public struct Configuration: Sendable {
+        /// Address of the admin listener (port 0: any free port, reported in the log).
+        public var listen: HostPort
+        /// The role's SLO, evaluated on every status request.
+        public var slo: SLOSpec?
+
+        public init(listen: HostPort, slo: SLOSpec? = nil) {
+            self.listen = listen
+            self.slo = slo
+        }
+    }
+
+    private let configuration: Configuration
+    private let api: AdminAPI
+    private let group: any EventLoopGroup
+    private let logger: Logger
+
+    public init(
+        configuration: Configuration,
+        role: RoleInfo,
+        readiness: Readiness,
+        recorder: OperationRecorder,
+        registry: PrometheusCollectorRegistry,
+        metricsFactory: any MetricsFactory,
+        group: any EventLoopGroup,
+        logger: Logger,
+        refreshMetrics: @escaping @Sendable () async -> Void = {}
+    ) {
+        self.configuration = configuration
+        self.group = group
+        self.logger = logger
+        self.api = AdminAPI(
+            role: role,
+            readiness: readiness,
+            recorder: recorder,
+            slo: configuration.slo,
+            registry: registry,
+            metrics: AdminMetrics(operations: recorder.operations, factory: metricsFactory),
+            rates: RateWindow(),
+            started: .now,
+            refreshMetrics: refreshMetrics
+        )
+    }
+
+    public func run() async throws {
+        let router = Router()
+        try api.registerHandlers(on: router)
+        let logger = self.logger
+        let app = Application(
+            router: router,
+            configuration: .init(
+                address: .hostname(configuration.listen.host, port: configuration.listen.port),
+                serverName: "flotilla"
+            ),
+            onServerRunning: { channel in
+                logger.info(
+                    "listening",
+                    metadata: [
+                        "listener": "admin",
+                        "address": "\(channel.localAddress.map(TCPServer.describe) ?? "?")",
+                    ]
+                )
+            },
+            eventLoopGroupProvider: .shared(group),
+            logger: logger
+        )
+        let api = self.api
+        try await withThrowingDiscardingTaskGroup { tasks in
+            tasks.addTask {
+                // Samples totals once a second for the rate window.
+                await cancelWhenGracefulShutdown {
+                    while !Task.isCancelled {
+                        let totals = await api.recorder.snapshot().map(\.count)
+                        api.rates.record(totals)
+                        try? await Task.sleep(for: .seconds(1))
+                    }
+                }
+            }
+            try await app.run()
+        }
+    }
+}

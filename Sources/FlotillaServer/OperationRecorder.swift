@@ -1,0 +1,113 @@
+import Histogram
+import NIOCore
+
+/// Per-operation request counts, errors and latency histograms (HdrHistogram), kept per event
+/// loop so that recording on the hot path takes no lock: each loop writes only its own shard,
+/// and a status read visits every loop to merge them.
+public final class OperationRecorder: Sendable {
+    /// The operations, in the order their indices are recorded with.
+    public let operations: [String]
+    private let shards: [ObjectIdentifier: NIOLoopBoundBox<Shard>]
+    private let loops: [any EventLoop]
+
+    /// Latencies are recorded in nanoseconds up to this bound (larger ones are clamped).
+    static let highestTrackableNanoseconds: UInt64 = 60_000_000_000
+
+    /// Counters and histograms of one event loop. Use only on that loop.
+    public final class Shard {
+        var histograms: [Histogram<UInt64>]
+        var counts: [UInt64]
+        var errors: [UInt64]
+
+        init(operationCount: Int) {
+            let histogram = Histogram<UInt64>(
+                lowestDiscernibleValue: 1,
+                highestTrackableValue: OperationRecorder.highestTrackableNanoseconds,
+                numberOfSignificantValueDigits: .two
+            )
+            self.histograms = Array(repeating: histogram, count: operationCount)
+            self.counts = Array(repeating: 0, count: operationCount)
+            self.errors = Array(repeating: 0, count: operationCount)
+        }
+
+        /// Records one request of operation `operation` that took `nanoseconds`.
+        @inline(__always)
+        public func record(_ operation: Int, nanoseconds: UInt64, failed: Bool) {
+            counts[operation] &+= 1
+            if failed { errors[operation] &+= 1 }
+            _ = histograms[operation].record(min(max(nanoseconds, 1), OperationRecorder.highestTrackableNanoseconds))
+        }
+    }
+
+    public init(operations: [String], group: any EventLoopGroup) {
+        self.operations = operations
+        var shards: [ObjectIdentifier: NIOLoopBoundBox<Shard>] = [:]
+        var loops: [any EventLoop] = []
+        for loop in group.makeIterator() {
+            loops.append(loop)
+            shards[ObjectIdentifier(loop)] = NIOLoopBoundBox.makeBoxSendingValue(
+                Shard(operationCount: operations.count),
+                eventLoop: loop
+            )
+        }
+        self.shards = shards
+        self.loops = loops
+    }
+
+    /// The shard of `loop`; call it on that loop (from a channel's pipeline, for instance).
+    public func shard(on loop: any EventLoop) -> Shard {
+        guard let box = shards[ObjectIdentifier(loop)] else {
+            preconditionFailure("event loop is not part of the recorder's group")
+        }
+        return box.value
+    }
+
+    /// Totals since start, merged over every event loop.
+    public func snapshot() async -> [OperationSnapshot] {
+        var merged = (0..<operations.count).map { OperationSnapshot(name: operations[$0]) }
+        for loop in loops {
+            guard let box = shards[ObjectIdentifier(loop)] else { continue }
+            let copy = try? await loop.submit { () -> [OperationSnapshot] in
+                let shard = box.value
+                return (0..<shard.counts.count).map { index in
+                    OperationSnapshot(
+                        name: "",
+                        count: shard.counts[index],
+                        errors: shard.errors[index],
+                        histogram: shard.histograms[index]
+                    )
+                }
+            }.get()
+            guard let copy else { continue }
+            for index in merged.indices {
+                merged[index].count += copy[index].count
+                merged[index].errors += copy[index].errors
+                merged[index].histogram.add(copy[index].histogram)
+            }
+        }
+        return merged
+    }
+}
+
+/// Totals of one operation at one moment.
+public struct OperationSnapshot: Sendable {
+    public var name: String
+    public var count: UInt64 = 0
+    public var errors: UInt64 = 0
+    public var histogram = Histogram<UInt64>(
+        lowestDiscernibleValue: 1,
+        highestTrackableValue: OperationRecorder.highestTrackableNanoseconds,
+        numberOfSignificantValueDigits: .two
+    )
+
+    /// Latency at `percentile` (0–100), in microseconds; 0 when nothing was recorded.
+    public func latencyMicroseconds(_ percentile: Double) -> Double {
+        guard histogram.totalCount > 0 else { return 0 }
+        let nanoseconds = percentile >= 100 ? histogram.max : histogram.valueAtPercentile(percentile)
+        return Double(nanoseconds) / 1_000
+    }
+
+    public var successRatio: Double {
+        count == 0 ? 1 : Double(count - errors) / Double(count)
+    }
+}

@@ -1,0 +1,38 @@
+import Synchronization
+
+/// Request rates over a sliding window, from per-operation totals sampled about once a second.
+final class RateWindow: Sendable {
+    private struct Sample {
+        var time: ContinuousClock.Instant
+        var totals: [UInt64]
+    }
+
+    private let samples = Mutex<[Sample]>([])
+    private let window: Duration
+
+    init(window: Duration = .seconds(10)) {
+        self.window = window
+    }
+
+    func record(_ totals: [UInt64], at time: ContinuousClock.Instant = .now) {
+        samples.withLock { samples in
+            samples.append(Sample(time: time, totals: totals))
+            while samples.count > 2, let first = samples.first, time - first.time > window {
+                samples.removeFirst()
+            }
+        }
+    }
+
+    /// Per-operation rates between the oldest sample in the window and `totals` now.
+    func rates(current totals: [UInt64], at time: ContinuousClock.Instant = .now) -> [Double] {
+        samples.withLock { samples in
+            guard let oldest = samples.first, oldest.totals.count == totals.count else {
+                return Array(repeating: 0, count: totals.count)
+            }
+            let elapsed = time - oldest.time
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            guard seconds > 0.2 else { return Array(repeating: 0, count: totals.count) }
+            return zip(totals, oldest.totals).map { Double($0 &- $1) / seconds }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+import FlotillaCore
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+import ServiceLifecycle
+import Synchronization
+
+/// A TCP listener as a `Service`: binds, reports its address, hands each connection to the
+/// role's pipeline, and on graceful shutdown marks the role unready, stops accepting, lets
+/// open connections finish (they receive `ChannelShouldQuiesceEvent`) and returns within the
+/// drain timeout.
+public final class TCPServer: Service, Sendable {
+    /// How a TCP listener behaves. Defaults are memcached's where it has one.
+    public struct Configuration: Sendable {
+        /// Address to listen on. Port 0 picks a free port, reported in the `listening` log line.
+        public var listen: HostPort
+        /// Most connections open at once (memcached `-c`, default 1024); above it a new
+        /// connection gets `rejectionMessage` and is closed.
+        public var maxConnections: Int = 1024
+        /// Bytes written to a connection refused for exceeding `maxConnections`.
+        public var rejectionMessage: String = ""
+        /// Longest wait for open connections to finish after shutdown begins (default 10 s).
+        public var drainTimeout: Duration = .seconds(10)
+        /// Pending-connection queue length (default 1024).
+        public var backlog: Int32 = 1024
+
+        public init(listen: HostPort) { self.listen = listen }
+    }
+
+    public typealias ChildInitializer = @Sendable (any Channel) -> EventLoopFuture<Void>
+
+    private let configuration: Configuration
+    private let group: any EventLoopGroup
+    private let readiness: Readiness
+    private let logger: Logger
+    private let childInitializer: ChildInitializer
+    /// Open, accepted and refused connection counts.
+    public let connections: ConnectionCounters
+    private let boundAddress = Mutex<SocketAddress?>(nil)
+
+    public init(
+        configuration: Configuration,
+        group: any EventLoopGroup,
+        readiness: Readiness,
+        logger: Logger,
+        connections: ConnectionCounters = ConnectionCounters(),
+        childInitializer: @escaping ChildInitializer
+    ) {
+        self.connections = connections
+        self.configuration = configuration
+        self.group = group
+        self.readiness = readiness
+        self.logger = logger
+        self.childInitializer = childInitializer
+    }
+
+    /// The bound address, once listening.
+    public var localAddress: SocketAddress? { boundAddress.withLock { $0 } }
+
+    public func run() async throws {
+        let quiesce = ServerQuiescingHelper(group: group)
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: configuration.backlog)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiesce.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 * 1024, high: 512 * 1024))
+            .childChannelInitializer { [self] channel in
+                let connections = self.connections
+                connections.total.add(1, ordering: .relaxed)
+                let open = connections.open.add(1, ordering: .relaxed).newValue
+                channel.closeFuture.whenComplete { _ in connections.open.subtract(1, ordering: .relaxed) }
+                guard open <= self.configuration.maxConnections else {
+                    connections.rejected.add(1, ordering: .relaxed)
+                    var message = channel.allocator.buffer(capacity: 64)
+                    message.writeString(self.configuration.rejectionMessage)
+                    return channel.writeAndFlush(message).flatMap { channel.close() }
+                }
+                return self.childInitializer(channel)
+            }
+
+        let channel = try await bootstrap.bind(host: configuration.listen.host, port: configuration.listen.port).get()
+        boundAddress.withLock { $0 = channel.localAddress }
+        logger.info(
+            "listening",
+            metadata: [
+                "listener": "data",
+                "address": "\(channel.localAddress.map(Self.describe) ?? "?")",
+            ]
+        )
+        readiness.markReady()
+
+        try? await gracefulShutdown()
+
+        readiness.markDraining()
+        let open = connections.current
+        logger.info("draining", metadata: ["connections.open": "\(open)"])
+        let drained = channel.eventLoop.makePromise(of: Void.self)
+        quiesce.initiateShutdown(promise: drained)
+        let finished = await withTaskGroup(of: Bool.self) { tasks in
+            tasks.addTask {
+                (try? await drained.futureResult.get()) != nil
+            }
+            tasks.addTask { [timeout = configuration.drainTimeout] in
+                try? await Task.sleep(for: timeout)
+                return false
+            }
+            let first = await tasks.next() ?? false
+            tasks.cancelAll()
+            return first
+        }
+        if finished {
+            logger.info("drained")
+        } else {
+            logger.warning(
+                "drain timed out, closing remaining connections",
+                metadata: ["connections.open": "\(connections.current)"]
+            )
+        }
+    }
+
+    /// `127.0.0.1:11211` or `[::1]:11211`.
+    public static func describe(_ address: SocketAddress) -> String {
+        let host = address.ipAddress ?? "?"
+        let port = address.port ?? 0
+        return host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
+    }
+}
+
+/// Connection counts of a listener, readable from any thread.
+public final class ConnectionCounters: Sendable {
+    let open = Atomic<Int>(0)
+    let total = Atomic<UInt64>(0)
+    let rejected = Atomic<UInt64>(0)
+
+    public init() {}
+
+    /// Connections open now.
+    public var current: Int { open.load(ordering: .relaxed) }
+    /// Connections accepted since start.
+    public var accepted: UInt64 { total.load(ordering: .relaxed) }
+    /// Connections refused because the limit was reached.
+    public var refused: UInt64 { rejected.load(ordering: .relaxed) }
+}
