@@ -4,7 +4,7 @@ import NIOCore
 ///
 /// Keys and data are slices of the connection's read buffer: they are valid until the next
 /// bytes are appended to it, so a consumer copies what it keeps.
-public enum MemcacheRequest {
+public enum MemcacheRequest: Equatable {
     case retrieval(RetrievalRequest)
     case storage(StorageRequest)
     case delete(key: ByteBuffer, noreply: Bool)
@@ -50,7 +50,7 @@ public struct MemcacheImmediateReply: Sendable {
     }
 }
 
-public struct RetrievalRequest {
+public struct RetrievalRequest: Equatable {
     public var operation: MemcacheOperation
     /// The new expiry of `gat`/`gats`, as sent.
     public var exptime: Int32
@@ -60,7 +60,7 @@ public struct RetrievalRequest {
     public var touches: Bool { operation == .gat || operation == .gats }
 }
 
-public struct StorageRequest {
+public struct StorageRequest: Equatable {
     public enum Mode: Sendable { case set, add, replace, append, prepend, cas }
 
     public var mode: Mode
@@ -84,7 +84,7 @@ public struct StorageRequest {
     }
 }
 
-public struct ArithmeticRequest {
+public struct ArithmeticRequest: Equatable {
     public var increment: Bool
     public var key: ByteBuffer
     public var delta: UInt64

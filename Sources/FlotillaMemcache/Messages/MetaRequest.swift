@@ -1,7 +1,7 @@
 import NIOCore
 
 /// A meta-protocol command (`mg`, `ms`, `md`, `ma`, `mn`, `me`) with its flags.
-public struct MetaRequest {
+public struct MetaRequest: Equatable {
     public enum Command: Sendable { case get, set, delete, arithmetic, noop, debug }
 
     public var command: Command
@@ -26,14 +26,14 @@ public struct MetaRequest {
 }
 
 /// One flag of a meta command: its letter and the token that follows it (`O123` → `O`, `123`).
-public struct MetaToken {
+public struct MetaToken: Equatable {
     public var flag: UInt8
     /// The whole token, flag letter included.
     public var token: ByteBuffer
 }
 
 /// The meta flags, parsed as memcached's `_meta_flag_preparse` does.
-public struct MetaFlags: Sendable {
+public struct MetaFlags: Sendable, Equatable {
     public var keyIsBinary = false
     public var noReply = false
     public var noUpdate = false
