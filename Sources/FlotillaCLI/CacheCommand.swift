@@ -74,7 +74,10 @@ struct CacheCommand: AsyncParsableCommand {
             ]
         )
         try await RoleRunner.run(
-            role: cache, info: info, options: common, environment: environment,
+            role: cache,
+            info: info,
+            options: common,
+            environment: environment,
             refreshMetrics: { cache.refreshMetrics() }
         )
     }

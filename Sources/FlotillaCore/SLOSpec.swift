@@ -43,7 +43,10 @@ public struct SLOSpec: Sendable, Hashable, CustomStringConvertible {
         if clause.hasPrefix("success>=") {
             let number = clause.dropFirst("success>=".count).replacingPercent
             guard let value = Double(number), (0...100).contains(value) else {
-                throw ParseError(clause: clause, reason: "success takes a percentage from 0 to 100, e.g. success>=99.9%")
+                throw ParseError(
+                    clause: clause,
+                    reason: "success takes a percentage from 0 to 100, e.g. success>=99.9%"
+                )
             }
             return .success(percent: value)
         }

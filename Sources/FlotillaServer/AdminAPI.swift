@@ -40,7 +40,9 @@ struct AdminAPI: APIProtocol {
 
     func getStatus(_ input: Operations.GetStatus.Input) async throws -> Operations.GetStatus.Output {
         let report = await StatusReport.make(
-            recorder: recorder, rates: rates, slo: slo
+            recorder: recorder,
+            rates: rates,
+            slo: slo
         )
         let uptime = ContinuousClock.now - started
         let state: Components.Schemas.Status.StatePayload =

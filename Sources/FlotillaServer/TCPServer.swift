@@ -38,6 +38,8 @@ public final class TCPServer: Service, Sendable {
     /// Open, accepted and refused connection counts.
     public let connections: ConnectionCounters
     private let boundAddress = Mutex<SocketAddress?>(nil)
+    /// Open connections, so that a drain that times out can close what is left.
+    private let openChannels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
     public init(
         configuration: Configuration,
@@ -75,12 +77,18 @@ public final class TCPServer: Service, Sendable {
                 let connections = self.connections
                 connections.total.add(1, ordering: .relaxed)
                 let open = connections.open.add(1, ordering: .relaxed).newValue
-                channel.closeFuture.whenComplete { _ in connections.open.subtract(1, ordering: .relaxed) }
+                let id = ObjectIdentifier(channel)
+                self.openChannels.withLock { $0[id] = channel }
+                channel.closeFuture.whenComplete { _ in
+                    connections.open.subtract(1, ordering: .relaxed)
+                    self.openChannels.withLock { _ = $0.removeValue(forKey: id) }
+                }
                 guard open <= self.configuration.maxConnections else {
                     connections.rejected.add(1, ordering: .relaxed)
-                    var message = channel.allocator.buffer(capacity: 64)
-                    message.writeString(self.configuration.rejectionMessage)
-                    return channel.writeAndFlush(message).flatMap { channel.close() }
+                    return channel.eventLoop.makeCompletedFuture {
+                        let handler = RejectConnectionHandler(message: self.configuration.rejectionMessage)
+                        try channel.pipeline.syncOperations.addHandler(handler)
+                    }
                 }
                 return self.childInitializer(channel)
             }
@@ -112,17 +120,22 @@ public final class TCPServer: Service, Sendable {
                 return false
             }
             let first = await tasks.next() ?? false
-            tasks.cancelAll()
+            if first {
+                tasks.cancelAll()  // ends the timer
+            } else {
+                // The drain timed out: close what is left, which also completes `drained`.
+                logger.warning(
+                    "drain timed out, closing remaining connections",
+                    metadata: ["connections.open": "\(connections.current)"]
+                )
+                for channel in openChannels.withLock({ Array($0.values) }) {
+                    channel.close(mode: .all, promise: nil)
+                }
+            }
+            await tasks.waitForAll()
             return first
         }
-        if finished {
-            logger.info("drained")
-        } else {
-            logger.warning(
-                "drain timed out, closing remaining connections",
-                metadata: ["connections.open": "\(connections.current)"]
-            )
-        }
+        if finished { logger.info("drained") }
     }
 
     /// `127.0.0.1:11211` or `[::1]:11211`.
@@ -148,3 +161,24 @@ public final class ConnectionCounters: Sendable {
     /// Connections refused because the limit was reached.
     public var refused: UInt64 { rejected.load(ordering: .relaxed) }
 }
+
+/// Answers a connection over the limit with the role's refusal and closes it.
+final class RejectConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let message: String
+
+    init(message: String) { self.message = message }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let buffer = context.channel.allocator.buffer(string: message)
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in
+            channel.close(promise: nil)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension RejectConnectionHandler: Sendable {}

@@ -99,7 +99,11 @@ extension CacheEngine {
             var created = false
             if found == nil, flags.vivifyExptime != nil {
                 found = stripe.vivify(
-                    request.key, exptime: 0, binaryKey: flags.keyIsBinary, now: now, cas: store.nextCAS()
+                    request.key,
+                    exptime: 0,
+                    binaryKey: flags.keyIsBinary,
+                    now: now,
+                    cas: store.nextCAS()
                 )
                 created = found != nil
             }
@@ -203,9 +207,13 @@ extension CacheEngine {
         // A compare-and-swap unique turns set and replace into cas.
         if flags.compareCAS != nil, mode == .set || mode == .replace { mode = .cas }
         let write = ItemStore.Write(
-            mode: mode, key: request.key, data: request.data ?? ByteBuffer(), flags: flags.clientFlags,
+            mode: mode,
+            key: request.key,
+            data: request.data ?? ByteBuffer(),
+            flags: flags.clientFlags,
             exptime: flags.newExptime.map { clock.expiry($0, now: now) } ?? 0,
-            compareCAS: flags.compareCAS ?? 0, allowStale: flags.invalidate && mode == .cas,
+            compareCAS: flags.compareCAS ?? 0,
+            allowStale: flags.invalidate && mode == .cas,
             binaryKey: flags.keyIsBinary
         )
         let store = self.store
@@ -295,7 +303,11 @@ extension CacheEngine {
             var created = false
             var hidden = false
             switch stripe.addDelta(
-                request.key, increment: increment, delta: flags.delta, compareCAS: flags.compareCAS ?? 0, now: now,
+                request.key,
+                increment: increment,
+                delta: flags.delta,
+                compareCAS: flags.compareCAS ?? 0,
+                now: now,
                 nextCAS: store.nextCAS
             ) {
             case .updated(let newDigits, let newSlot):
@@ -312,7 +324,11 @@ extension CacheEngine {
                 if flags.vivifyExptime != nil {
                     digits = Array(String(flags.initial).utf8)
                     let write = ItemStore.Write(
-                        mode: .add, key: request.key, data: ByteBuffer(bytes: digits), flags: 0, exptime: 0,
+                        mode: .add,
+                        key: request.key,
+                        data: ByteBuffer(bytes: digits),
+                        flags: 0,
+                        exptime: 0,
                         binaryKey: flags.keyIsBinary
                     )
                     if case .stored = stripe.store(write, now: now, nextCAS: store.nextCAS) {

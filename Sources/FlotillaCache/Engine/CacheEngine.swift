@@ -111,7 +111,9 @@ struct CacheEngine {
                 guard let slot = found else { return false }
                 let item = stripe[slot]
                 out.writeValueHeader(
-                    key: item.key, flags: item.flags, length: item.value.readableBytes,
+                    key: item.key,
+                    flags: item.flags,
+                    length: item.value.readableBytes,
                     cas: request.returnsCAS ? item.cas : nil
                 )
                 out.writeImmutableBuffer(item.value)
@@ -142,8 +144,12 @@ struct CacheEngine {
             case .cas: .cas
             }
         let write = ItemStore.Write(
-            mode: mode, key: request.key, data: request.data, flags: request.flags,
-            exptime: clock.expiry(request.exptime, now: now), compareCAS: request.casUnique
+            mode: mode,
+            key: request.key,
+            data: request.data,
+            flags: request.flags,
+            exptime: clock.expiry(request.exptime, now: now),
+            compareCAS: request.casUnique
         )
         let store = self.store
         let outcome = store.withStripe(for: request.key) { $0.store(write, now: now, nextCAS: store.nextCAS) }
@@ -177,7 +183,11 @@ struct CacheEngine {
         let operation: MemcacheOperation = request.increment ? .incr : .decr
         let outcome = store.withStripe(for: request.key) {
             $0.addDelta(
-                request.key, increment: request.increment, delta: request.delta, compareCAS: 0, now: now,
+                request.key,
+                increment: request.increment,
+                delta: request.delta,
+                compareCAS: 0,
+                now: now,
                 nextCAS: store.nextCAS
             )
         }

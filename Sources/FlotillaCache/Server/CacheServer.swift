@@ -91,7 +91,9 @@ public final class CacheServer: Service, Sendable {
     public var usage: Usage {
         let totals = store.totals()
         return Usage(
-            items: totals.items, bytes: totals.bytes, evictions: totals.counters.evictions,
+            items: totals.items,
+            bytes: totals.bytes,
+            evictions: totals.counters.evictions,
             connections: context.connections.current
         )
     }

@@ -63,7 +63,12 @@ extension ItemStore {
                 var state: Item.State = [.stale]
                 if current.state.contains(.tokenSent) { state.insert(.tokenSent) }
                 return insert(
-                    write, parts: [write.data], flags: write.flags, exptime: current.exptime, now: now, nextCAS,
+                    write,
+                    parts: [write.data],
+                    flags: write.flags,
+                    exptime: current.exptime,
+                    now: now,
+                    nextCAS,
                     state: state
                 )
             case .none, .mismatch:
@@ -148,8 +153,12 @@ extension ItemStore {
             var padded = ByteBuffer(bytes: digits)
             padded.writeRepeatingByte(UInt8(ascii: " "), count: current.value.readableBytes - digits.count)
             var replacement = Item(
-                key: current.key, valueParts: [padded], flags: current.flags, exptime: current.exptime,
-                now: current.time, cas: nextCAS()
+                key: current.key,
+                valueParts: [padded],
+                flags: current.flags,
+                exptime: current.exptime,
+                now: current.time,
+                cas: nextCAS()
             )
             replacement.state = current.state
             replacement.newer = current.newer
@@ -158,8 +167,12 @@ extension ItemStore {
             return .updated(digits: digits, slot: slot)
         }
         var replacement = Item(
-            key: current.key, valueParts: [ByteBuffer(bytes: digits)], flags: current.flags,
-            exptime: current.exptime, now: now, cas: nextCAS()
+            key: current.key,
+            valueParts: [ByteBuffer(bytes: digits)],
+            flags: current.flags,
+            exptime: current.exptime,
+            now: now,
+            cas: nextCAS()
         )
         if current.state.contains(.binaryKey) { replacement.state.insert(.binaryKey) }
         guard let newSlot = link(replacement) else { return .outOfMemory }

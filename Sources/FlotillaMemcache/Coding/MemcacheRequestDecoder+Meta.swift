@@ -100,7 +100,10 @@ extension MemcacheRequestDecoder {
         }
         guard configuration.itemFits(keyLength: key.readableBytes, valueLength: dataLength) else {
             let request = MemcacheRequest.tooLarge(
-                operation: .metaSet, key: key, noreply: false, dropsCurrentValue: true
+                operation: .metaSet,
+                key: key,
+                noreply: false,
+                dropsCurrentValue: true
             )
             return .swallow(count: dataLength + 2, request)
         }

@@ -133,7 +133,13 @@ extension MemcacheRequestDecoder {
     private func parseStorage(_ line: Line, tokens: [MemcacheToken], mode: StorageRequest.Mode) -> LineOutcome {
         let ntokens = tokens.count + 1
         let operation = StorageRequest(
-            mode: mode, key: ByteBuffer(), flags: 0, exptime: 0, casUnique: 0, noreply: false, data: ByteBuffer()
+            mode: mode,
+            key: ByteBuffer(),
+            flags: 0,
+            exptime: 0,
+            casUnique: 0,
+            noreply: false,
+            data: ByteBuffer()
         ).operation
         if mode == .cas {
             guard ntokens == 7 || ntokens == 8 else { return Self.error(operation, "ERROR") }
@@ -164,7 +170,10 @@ extension MemcacheRequestDecoder {
         let dataLength = Int(length)
         guard configuration.itemFits(keyLength: keyToken.count, valueLength: dataLength) else {
             let request = MemcacheRequest.tooLarge(
-                operation: operation, key: line.slice(keyToken), noreply: noreply, dropsCurrentValue: mode == .set
+                operation: operation,
+                key: line.slice(keyToken),
+                noreply: noreply,
+                dropsCurrentValue: mode == .set
             )
             return .swallow(count: dataLength + 2, request)
         }
@@ -172,13 +181,22 @@ extension MemcacheRequestDecoder {
         return .needsData(dataLength: dataLength) { data, terminated in
             guard terminated else {
                 return .reply(
-                    MemcacheImmediateReply(operation: operation, message: "CLIENT_ERROR bad data chunk", suppressed: noreply)
+                    MemcacheImmediateReply(
+                        operation: operation,
+                        message: "CLIENT_ERROR bad data chunk",
+                        suppressed: noreply
+                    )
                 )
             }
             return .storage(
                 StorageRequest(
-                    mode: mode, key: key, flags: flags, exptime: exptime, casUnique: casUnique,
-                    noreply: noreply, data: data
+                    mode: mode,
+                    key: key,
+                    flags: flags,
+                    exptime: exptime,
+                    casUnique: casUnique,
+                    noreply: noreply,
+                    data: data
                 )
             )
         }
@@ -194,7 +212,9 @@ extension MemcacheRequestDecoder {
             let valid = (ntokens == 4 && (holdIsZero || noreply)) || (ntokens == 5 && holdIsZero && noreply)
             guard valid else {
                 return Self.error(
-                    .delete, "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]", noreply: noreply
+                    .delete,
+                    "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]",
+                    noreply: noreply
                 )
             }
         }
@@ -215,7 +235,12 @@ extension MemcacheRequestDecoder {
         guard let delta = CNumberParsing.strtoull(line.raw(tokens[2])) else {
             return Self.error(operation, "CLIENT_ERROR invalid numeric delta argument", noreply: noreply)
         }
-        let request = ArithmeticRequest(increment: increment, key: line.slice(tokens[1]), delta: delta, noreply: noreply)
+        let request = ArithmeticRequest(
+            increment: increment,
+            key: line.slice(tokens[1]),
+            delta: delta,
+            noreply: noreply
+        )
         return .request(.arithmetic(request))
     }
 

@@ -1,0 +1,98 @@
+"""Start and stop `flotilla` roles for the Python tests, on loopback ports chosen by the kernel.
+
+The server writes JSON log lines on stderr; the `listening` lines carry the bound addresses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT = 20.0
+
+
+class FlotillaProcess:
+    """A running `flotilla` role, its addresses and the stderr lines it wrote so far."""
+
+    def __init__(self, args: list[str]):
+        binary = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
+        if not os.access(binary, os.X_OK):
+            raise RuntimeError(f"flotilla binary not found: {binary} (run `swift build` or set FLOTILLA_BIN)")
+        command = [binary, *args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"]
+        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        self.log: list[str] = []
+        self.addresses: dict[str, tuple[str, int]] = {}
+        ready = threading.Event()
+
+        def drain() -> None:
+            assert self.proc.stderr is not None
+            for raw in self.proc.stderr:
+                line = raw.decode("utf-8", "replace").rstrip("\n")
+                self.log.append(line)
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("message") == "listening" and entry.get("listener") in ("data", "admin"):
+                    host, _, port = entry["address"].rpartition(":")
+                    self.addresses[entry["listener"]] = (host.strip("[]"), int(port))
+                    if len(self.addresses) == 2:
+                        ready.set()
+            ready.set()
+
+        threading.Thread(target=drain, daemon=True).start()
+        if not ready.wait(STARTUP_TIMEOUT) or len(self.addresses) != 2:
+            self.proc.kill()
+            self.proc.wait(5)
+            raise RuntimeError("flotilla did not report its listeners; stderr:\n" + "\n".join(self.log[-20:]))
+
+    @property
+    def data(self) -> tuple[str, int]:
+        return self.addresses["data"]
+
+    def admin_url(self, path: str) -> str:
+        host, port = self.addresses["admin"]
+        return f"http://{host}:{port}{path}"
+
+    def get(self, path: str, timeout: float = 5.0) -> tuple[int, dict[str, str], bytes]:
+        """GET on the admin listener: (status, headers, body), 4xx/5xx included."""
+        try:
+            with urllib.request.urlopen(self.admin_url(path), timeout=timeout) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def rss_bytes(self) -> int:
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) * 1024
+        raise RuntimeError("no VmRSS")
+
+    def terminate(self, timeout: float = 15.0) -> int:
+        """SIGTERM, then wait; SIGKILL if it does not exit in time. Returns the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+                raise
+        return self.proc.returncode
+
+    def __enter__(self) -> "FlotillaProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)

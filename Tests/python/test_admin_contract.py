@@ -1,0 +1,86 @@
+"""The admin listener's live answers checked against its contract, Sources/FlotillaAdminAPI/openapi.yaml."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+import yaml
+from openapi_schema_validator import OAS31Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from flotilla_server import REPO, FlotillaProcess
+
+SPEC = yaml.safe_load((REPO / "Sources" / "FlotillaAdminAPI" / "openapi.yaml").read_text())
+REGISTRY = Registry().with_resource("urn:flotilla-admin", Resource.from_contents(SPEC, default_specification=DRAFT202012))
+
+
+def validate(path: str, status: int, body: bytes, content_type: str) -> None:
+    """Validates one answer against the response the document declares for it."""
+    responses = SPEC["paths"][path]["get"]["responses"]
+    assert str(status) in responses, f"{path} answered {status}, which the contract does not declare"
+    media = responses[str(status)]["content"]
+    declared = content_type.split(";")[0].strip()
+    assert declared in media, f"{path} answered {declared}, the contract declares {list(media)}"
+    schema = media[declared]["schema"]
+    instance = json.loads(body) if declared == "application/json" else body.decode()
+    resolvable = {"$ref": "urn:flotilla-admin#" + schema["$ref"][1:]} if "$ref" in schema else schema
+    OAS31Validator(resolvable, registry=REGISTRY).validate(instance)
+
+
+@pytest.fixture(scope="module")
+def cache():
+    with FlotillaProcess(["cache", "--memory", "16MiB", "--slo", "p99<50ms,success>=99%"]) as server:
+        yield server
+        assert server.terminate() == 0
+
+
+def drive_traffic(address: tuple[str, int]) -> None:
+    with socket.create_connection(address, timeout=5) as sock:
+        sock.sendall(b"set k 0 0 1\r\nx\r\nget k\r\nget nope\r\nbogus\r\n")
+        expected = b"STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\nEND\r\nERROR\r\n"
+        received = b""
+        while len(received) < len(expected):
+            received += sock.recv(4096)
+        assert received == expected
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics", "/v1/status"])
+def test_every_path_answers_as_declared(cache: FlotillaProcess, path: str) -> None:
+    drive_traffic(cache.data)
+    status, headers, body = cache.get(path)
+    assert status == 200
+    validate(path, status, body, headers["Content-Type"])
+
+
+def test_status_reports_operations_and_the_slo(cache: FlotillaProcess) -> None:
+    drive_traffic(cache.data)
+    status, _, body = cache.get("/v1/status")
+    report = json.loads(body)
+    assert report["role"] == "cache"
+    assert report["state"] == "ready"
+    assert report["settings"]["memory"] == "16MiB"
+    operations = {op["name"]: op for op in report["operations"]}
+    assert operations["get"]["count"] >= 2
+    assert operations["set"]["count"] >= 1
+    assert operations["unknown"]["errors"] >= 1
+    assert 0 < operations["get"]["latency"]["p50"] <= operations["get"]["latency"]["p99"]
+    assert report["slo"]["spec"] == "p99<50ms,success>=99%"
+    assert [o["objective"] for o in report["slo"]["objectives"]] == ["p99<50ms", "success>=99%"]
+
+
+def test_metrics_are_prometheus_text(cache: FlotillaProcess) -> None:
+    drive_traffic(cache.data)
+    status, headers, body = cache.get("/metrics")
+    text = body.decode()
+    assert headers["Content-Type"].startswith("text/plain")
+    assert "# TYPE flotilla_requests_total counter" in text
+    assert 'flotilla_requests_total{operation="get"}' in text
+    assert "flotilla_cache_limit_bytes 16777216" in text
+
+
+def test_unknown_path_is_404(cache: FlotillaProcess) -> None:
+    status, _, _ = cache.get("/nope")
+    assert status == 404
