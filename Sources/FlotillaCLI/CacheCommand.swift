@@ -20,10 +20,10 @@ struct CacheCommand: AsyncParsableCommand {
 
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "Memory for items: keys, values and per-item overhead, e.g. 64MiB.", transform: parseByteSize)
+    @Option(help: "Memory for items: keys, values and per-item overhead (default: 64MiB).", transform: parseByteSize)
     var memory = ByteSize(bytes: 64 << 20)
 
-    @Option(help: "Largest item, e.g. 1MiB.", transform: parseByteSize)
+    @Option(help: "Largest item (default: 1MiB).", transform: parseByteSize)
     var maxItemSize = ByteSize(bytes: 1 << 20)
 
     @Option(help: "Most client connections open at once.")

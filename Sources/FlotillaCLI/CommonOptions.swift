@@ -6,10 +6,13 @@ import NIOPosix
 
 /// The flags every long-running role takes (DESIGN.md §2).
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Address of the data listener, HOST:PORT (port 0 picks a free port).", transform: parseHostPort)
+    @Option(
+        help: "Data listener, HOST:PORT (default: the role's port, 11211 for cache; port 0 picks a free port).",
+        transform: parseHostPort
+    )
     var listen: HostPort?
 
-    @Option(help: "Address of the admin HTTP listener, HOST:PORT.", transform: parseHostPort)
+    @Option(help: "Address of the admin HTTP listener, HOST:PORT (default: 127.0.0.1:9100).", transform: parseHostPort)
     var admin: HostPort = HostPort(host: "127.0.0.1", port: 9100)
 
     @Option(help: "Event-loop threads (default: the number of cores).")
@@ -24,7 +27,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Service-level objective, e.g. 'p99<1ms,success>=99.9%'.", transform: parseSLO)
     var slo: SLOSpec?
 
-    @Option(help: "Longest wait for open connections to finish on shutdown, e.g. 10s.", transform: parseDuration)
+    @Option(help: "Longest wait for open connections to finish on shutdown (default: 10s).", transform: parseDuration)
     var drainTimeout: Duration = .seconds(10)
 
     enum LogFormat: String, ExpressibleByArgument, CaseIterable {

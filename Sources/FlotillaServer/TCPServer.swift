@@ -93,7 +93,12 @@ public final class TCPServer: Service, Sendable {
                 return self.childInitializer(channel)
             }
 
-        let channel = try await bootstrap.bind(host: configuration.listen.host, port: configuration.listen.port).get()
+        let channel: any Channel
+        do {
+            channel = try await bootstrap.bind(host: configuration.listen.host, port: configuration.listen.port).get()
+        } catch {
+            throw ListenError(address: configuration.listen, underlying: error)
+        }
         boundAddress.withLock { $0 = channel.localAddress }
         logger.info(
             "listening",
@@ -182,3 +187,16 @@ final class RejectConnectionHandler: ChannelInboundHandler {
 
 @available(*, unavailable)
 extension RejectConnectionHandler: Sendable {}
+
+/// The data listener could not be opened (address in use, no such interface, permission).
+public struct ListenError: Error, CustomStringConvertible {
+    public var address: HostPort
+    public var underlying: any Error
+
+    public var description: String {
+        if let io = underlying as? IOError {
+            return "cannot listen on \(address): \(io.description)"
+        }
+        return "cannot listen on \(address): \(underlying)"
+    }
+}
