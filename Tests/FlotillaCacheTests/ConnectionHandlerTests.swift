@@ -39,7 +39,8 @@ struct ConnectionHandlerTests {
     @Test func answersPipelinedRequestsInOrder() throws {
         let channel = try makeChannel()
         let reply = try exchange(
-            channel, "set a 0 0 1\r\nx\r\nget a nope\r\nincr a 1\r\ndelete a\r\nmg a v\r\nbogus\r\nmn\r\n"
+            channel,
+            "set a 0 0 1\r\nx\r\nget a nope\r\nincr a 1\r\ndelete a\r\nmg a v\r\nbogus\r\nmn\r\n"
         )
         #expect(
             reply == "STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"

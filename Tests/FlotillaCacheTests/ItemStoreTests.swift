@@ -15,10 +15,18 @@ struct ItemStoreTests {
     }
 
     func write(
-        _ key: String, _ value: String, mode: ItemStore.StoreMode = .set, exptime: UInt32 = 0, cas: UInt64 = 0
+        _ key: String,
+        _ value: String,
+        mode: ItemStore.StoreMode = .set,
+        exptime: UInt32 = 0,
+        cas: UInt64 = 0
     ) -> ItemStore.Write {
         ItemStore.Write(
-            mode: mode, key: ByteBuffer(string: key), data: ByteBuffer(string: value), flags: 7, exptime: exptime,
+            mode: mode,
+            key: ByteBuffer(string: key),
+            data: ByteBuffer(string: value),
+            flags: 7,
+            exptime: exptime,
             compareCAS: cas
         )
     }
@@ -86,14 +94,31 @@ struct ItemStoreTests {
         #expect(value(&store, "k") == "z")
     }
 
+    @Test func failedAddPromotesWithoutCountingAFetch() {
+        var store = ItemStore(limitBytes: 1 << 20)
+        let cas = CAS()
+        _ = store.store(write("k", "a"), now: 100, nextCAS: cas.next)
+        #expect(store.store(write("k", "b", mode: .add), now: 100, nextCAS: cas.next) == .notStored)
+        let slot = store.find(ByteBuffer(string: "k"), now: 100)!
+        #expect(!store[slot].state.contains(.fetched))
+        #expect(store.newest == slot)
+    }
+
     @Test func incrementWrapsAndDecrementStopsAtZeroPaddedInPlace() {
         var store = ItemStore(limitBytes: 1 << 20)
         let cas = CAS()
         _ = store.store(write("n", "100"), now: 100, nextCAS: cas.next)
         let key = ByteBuffer(string: "n")
-        guard case .updated(let digits, _) = store.addDelta(
-            key, increment: false, delta: 1, compareCAS: 0, now: 100, nextCAS: cas.next
-        ) else {
+        guard
+            case .updated(let digits, _) = store.addDelta(
+                key,
+                increment: false,
+                delta: 1,
+                compareCAS: 0,
+                now: 100,
+                nextCAS: cas.next
+            )
+        else {
             Issue.record("expected an update")
             return
         }
@@ -107,7 +132,12 @@ struct ItemStoreTests {
         _ = store.store(write("t", "abc"), now: 100, nextCAS: cas.next)
         #expect(
             store.addDelta(
-                ByteBuffer(string: "t"), increment: true, delta: 1, compareCAS: 0, now: 100, nextCAS: cas.next
+                ByteBuffer(string: "t"),
+                increment: true,
+                delta: 1,
+                compareCAS: 0,
+                now: 100,
+                nextCAS: cas.next
             ) == .nonNumeric
         )
     }

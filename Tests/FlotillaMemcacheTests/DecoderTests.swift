@@ -1,10 +1,15 @@
-@testable import FlotillaMemcache
 import NIOCore
 import NIOTestUtils
 import Testing
 
+@testable import FlotillaMemcache
+
 /// Decodes `input` fed in chunks of `chunk` bytes (0: all at once), returning every request.
-func decodeAll(_ input: String, chunk: Int = 0, configuration: MemcacheRequestDecoder.Configuration = .init())
+func decodeAll(
+    _ input: String,
+    chunk: Int = 0,
+    configuration: MemcacheRequestDecoder.Configuration = .init()
+)
     -> [MemcacheRequest]
 {
     var decoder = MemcacheRequestDecoder(configuration: configuration)
@@ -40,7 +45,12 @@ struct DecoderTests {
                     [
                         .storage(
                             StorageRequest(
-                                mode: .set, key: key, flags: 5, exptime: 0, casUnique: 0, noreply: false,
+                                mode: .set,
+                                key: key,
+                                flags: 5,
+                                exptime: 0,
+                                casUnique: 0,
+                                noreply: false,
                                 data: ByteBuffer(string: "hi")
                             )
                         )
@@ -160,7 +170,9 @@ struct DecoderTests {
 
     @Test func keysOver250BytesAreRefused() {
         let key = String(repeating: "k", count: 251)
-        #expect(decodeAll("set \(key) 0 0 1\r\nx\r\n").first.flatMap(replyText) == "CLIENT_ERROR bad command line format")
+        #expect(
+            decodeAll("set \(key) 0 0 1\r\nx\r\n").first.flatMap(replyText) == "CLIENT_ERROR bad command line format"
+        )
         #expect(decodeAll("mg \(key) v\r\n").first.flatMap(replyText) == "CLIENT_ERROR bad command line format")
     }
 
@@ -171,6 +183,18 @@ struct DecoderTests {
         }
         #expect(String(buffer: meta.key) == "foo")
         #expect(meta.flags.keyIsBinary && meta.flags.returnValue)
+    }
+
+    @Test func base64FollowsMemcachedsDecoder() {
+        // memcached skips bytes outside the alphabet and stops after a padded group.
+        for (encoded, decoded) in [("a2V5a2V5*", "keykey"), ("a*2V5", "key"), ("YQ==YQ==", "a"), ("Zm9v", "foo")] {
+            let bytes = Array(encoded.utf8)
+            let result = bytes.withUnsafeBytes { Base64Key.decode($0) }
+            #expect(result.map { String(decoding: $0, as: UTF8.self) } == decoded, "\(encoded)")
+        }
+        for invalid in ["YQ", "!!!", "Y===", ""] {
+            #expect(Array(invalid.utf8).withUnsafeBytes { Base64Key.decode($0) } == nil, "\(invalid)")
+        }
     }
 
     @Test func numbersFollowMemcachedsRules() {

@@ -98,13 +98,7 @@ extension CacheEngine {
             var found = stripe.find(request.key, now: now)
             var created = false
             if found == nil, flags.vivifyExptime != nil {
-                found = stripe.vivify(
-                    request.key,
-                    exptime: 0,
-                    binaryKey: flags.keyIsBinary,
-                    now: now,
-                    cas: store.nextCAS()
-                )
+                found = stripe.vivify(request.key, exptime: 0, now: now, cas: store.nextCAS())
                 created = found != nil
             }
             guard let slot = found else {
@@ -118,6 +112,10 @@ extension CacheEngine {
                 if flags.noReply { out.moveWriterIndex(to: mark) }
                 return (false, false)
             }
+            // memcached bumps at once unless a flag needs the item's state from before this
+            // request (h, l) or changes it (N, T, R); those bump after answering.
+            let locked = flags.reportsOrChangesState
+            if !locked, !flags.noUpdate { stripe.bump(slot, now: now) }
             let before = stripe[slot]
             if flags.returnValue {
                 out.writeStaticString("VA ")
@@ -180,7 +178,7 @@ extension CacheEngine {
                 out.writeImmutableBuffer(before.value)
                 out.writeStaticString("\r\n")
             }
-            if !flags.noUpdate { stripe.bump(slot, now: now) }
+            if locked, !flags.noUpdate { stripe.bump(slot, now: now) }
             return (true, false)
         }
         if flags.newExptime != nil {

@@ -52,8 +52,8 @@ extension ItemStore {
             }
         switch write.mode {
         case .add:
-            // add leaves the item alone but still promotes it in the LRU.
-            bump(slot, now: now)
+            // add leaves the item alone but still promotes it in the LRU (not a fetch).
+            moveToNewest(slot)
             return .notStored
         case .cas:
             switch check {
@@ -77,7 +77,11 @@ extension ItemStore {
         case .append, .prepend:
             guard check == .none || check == .match else { return .exists }
             let parts = write.mode == .append ? [current.value, write.data] : [write.data, current.value]
-            return insert(write, parts: parts, flags: current.flags, exptime: current.exptime, now: now, nextCAS)
+            // The combined item is a new allocation in memcached, which does not carry the
+            // request's binary-key marker.
+            var combined = write
+            combined.binaryKey = false
+            return insert(combined, parts: parts, flags: current.flags, exptime: current.exptime, now: now, nextCAS)
         case .replace, .set:
             return insert(write, parts: [write.data], flags: write.flags, exptime: write.exptime, now: now, nextCAS)
         }
@@ -100,11 +104,10 @@ extension ItemStore {
         return .stored(cas: cas)
     }
 
-    /// Creates an empty placeholder item for meta `mg … N<ttl>` on a miss.
-    mutating func vivify(_ key: ByteBuffer, exptime: UInt32, binaryKey: Bool, now: UInt32, cas: UInt64) -> Int32? {
-        var item = Item(key: key, valueParts: [], flags: 0, exptime: exptime, now: now, cas: cas)
-        if binaryKey { item.state.insert(.binaryKey) }
-        return link(item)
+    /// Creates an empty placeholder item for meta `mg … N<ttl>` on a miss. Like memcached's,
+    /// it does not remember that the key came in base64: `k` echoes it raw.
+    mutating func vivify(_ key: ByteBuffer, exptime: UInt32, now: UInt32, cas: UInt64) -> Int32? {
+        link(Item(key: key, valueParts: [], flags: 0, exptime: exptime, now: now, cas: cas))
     }
 
     /// Removes the live item for `key`; false when there is none.
@@ -174,7 +177,6 @@ extension ItemStore {
             now: now,
             cas: nextCAS()
         )
-        if current.state.contains(.binaryKey) { replacement.state.insert(.binaryKey) }
         guard let newSlot = link(replacement) else { return .outOfMemory }
         return .updated(digits: digits, slot: newSlot)
     }

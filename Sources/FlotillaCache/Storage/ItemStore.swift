@@ -121,7 +121,9 @@ struct ItemStore {
         usedBytes = 0
     }
 
-    private mutating func moveToNewest(_ slot: Int32) {
+    /// Moves an item to the recently-used end without marking it fetched (memcached's
+    /// `do_item_update`, used when `add` finds the key taken).
+    mutating func moveToNewest(_ slot: Int32) {
         guard newest != slot else { return }
         detach(slot)
         pushNewest(slot)

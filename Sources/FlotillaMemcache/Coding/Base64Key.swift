@@ -4,40 +4,46 @@ import NIOCore
 enum Base64Key {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
+    /// Alphabet values, with `=` as 0 and 0x80 for bytes outside the alphabet.
     private static let decodeTable: [UInt8] = {
-        var table = [UInt8](repeating: 0xFF, count: 256)
+        var table = [UInt8](repeating: 0x80, count: 256)
         for (index, byte) in alphabet.enumerated() { table[Int(byte)] = UInt8(index) }
+        table[Int(UInt8(ascii: "="))] = 0
         return table
     }()
 
-    /// Decodes `bytes`; nil when they are not valid padded base64 or decode to nothing.
+    /// Decodes `bytes` as memcached's `base64_decode` does: bytes outside the alphabet are
+    /// skipped, the remaining count must be a multiple of four, decoding stops after a padded
+    /// group. Nil where memcached's returns 0 (nothing decoded).
     static func decode(_ bytes: UnsafeRawBufferPointer) -> [UInt8]? {
-        guard bytes.count > 0, bytes.count % 4 == 0 else { return nil }
+        let count = bytes.reduce(0) { $0 + (decodeTable[Int($1)] != 0x80 ? 1 : 0) }
+        guard count > 0, count % 4 == 0 else { return nil }
         var output = [UInt8]()
-        output.reserveCapacity(bytes.count / 4 * 3)
-        var index = 0
-        while index < bytes.count {
-            let isLast = index + 4 == bytes.count
-            var quad: (UInt32, Int) = (0, 0)
-            var padding = 0
-            for offset in 0..<4 {
-                let byte = bytes[index + offset]
-                if byte == UInt8(ascii: "=") {
-                    guard isLast, offset >= 2 else { return nil }
-                    padding += 1
-                    quad.0 <<= 6
-                    continue
-                }
-                guard padding == 0 else { return nil }
-                let value = decodeTable[Int(byte)]
-                guard value != 0xFF else { return nil }
-                quad.0 = (quad.0 << 6) | UInt32(value)
-                quad.1 += 1
+        output.reserveCapacity(count / 4 * 3)
+        var block: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+        var filled = 0
+        var padding = 0
+        for byte in bytes {
+            let value = decodeTable[Int(byte)]
+            if value == 0x80 { continue }
+            if byte == UInt8(ascii: "=") { padding += 1 }
+            switch filled {
+            case 0: block.0 = value
+            case 1: block.1 = value
+            case 2: block.2 = value
+            default: block.3 = value
             }
-            output.append(UInt8(truncatingIfNeeded: quad.0 >> 16))
-            if padding < 2 { output.append(UInt8(truncatingIfNeeded: quad.0 >> 8)) }
-            if padding < 1 { output.append(UInt8(truncatingIfNeeded: quad.0)) }
-            index += 4
+            filled += 1
+            guard filled == 4 else { continue }
+            output.append(block.0 << 2 | block.1 >> 4)
+            output.append(block.1 << 4 | block.2 >> 2)
+            output.append(block.2 << 6 | block.3)
+            filled = 0
+            if padding > 0 {
+                guard padding <= 2 else { return nil }
+                output.removeLast(padding)
+                break
+            }
         }
         return output.isEmpty ? nil : output
     }

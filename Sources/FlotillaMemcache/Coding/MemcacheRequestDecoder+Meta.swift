@@ -153,12 +153,15 @@ extension MemcacheRequestDecoder {
                     failure = message
                     continue
                 }
+                flags.reportsOrChangesState = true
                 switch flag {
                 case UInt8(ascii: "N"): flags.vivifyExptime = value
                 case UInt8(ascii: "T"): flags.newExptime = value
                 default: flags.recacheExptime = value
                 }
-            case UInt8(ascii: "l"), UInt8(ascii: "h"), UInt8(ascii: "O"), UInt8(ascii: "P"), UInt8(ascii: "L"),
+            case UInt8(ascii: "l"), UInt8(ascii: "h"):
+                flags.reportsOrChangesState = true
+            case UInt8(ascii: "O"), UInt8(ascii: "P"), UInt8(ascii: "L"),
                 UInt8(ascii: "k"), UInt8(ascii: "s"), UInt8(ascii: "t"), UInt8(ascii: "c"), UInt8(ascii: "f"):
                 break
             case UInt8(ascii: "v"):

@@ -47,6 +47,9 @@ public struct MetaFlags: Sendable, Equatable {
     public var clientFlags: UInt32 = 0
     /// `C`: compare-and-swap unique.
     public var compareCAS: UInt64?
+    /// `h`, `l`, `N`, `T` or `R` was given: memcached then reads the item's state before it
+    /// bumps it, and bumps after answering.
+    public var reportsOrChangesState = false
     /// `I`: invalidate (md) or allow a stale write (ms).
     public var invalidate = false
     /// `M`: the mode letter.
