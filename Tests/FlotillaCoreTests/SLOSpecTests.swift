@@ -5,13 +5,15 @@ import Testing
 struct SLOSpecTests {
     @Test func parsesEveryClauseKind() throws {
         let spec = try SLOSpec(parsing: "p99<1ms, success>=99.9%,p99.9<5ms,max<1s,rate>=1000/s")
-        #expect(spec.clauses.map(\.objective) == [
-            .latency(percentile: 99, microseconds: 1_000),
-            .success(percent: 99.9),
-            .latency(percentile: 99.9, microseconds: 5_000),
-            .latency(percentile: 100, microseconds: 1_000_000),
-            .rate(perSecond: 1000),
-        ])
+        #expect(
+            spec.clauses.map(\.objective) == [
+                .latency(percentile: 99, microseconds: 1_000),
+                .success(percent: 99.9),
+                .latency(percentile: 99.9, microseconds: 5_000),
+                .latency(percentile: 100, microseconds: 1_000_000),
+                .rate(perSecond: 1000),
+            ]
+        )
         #expect(spec.description == "p99<1ms,success>=99.9%,p99.9<5ms,max<1s,rate>=1000/s")
     }
 
