@@ -94,6 +94,19 @@ struct ItemStoreTests {
         #expect(value(&store, "k") == "z")
     }
 
+    @Test func appendPastTheItemSizeLimitIsNotStored() {
+        var store = ItemStore(limitBytes: 1 << 20, maxItemSize: 1024)
+        let cas = CAS()
+        _ = store.store(write("k", String(repeating: "a", count: 900)), now: 100, nextCAS: cas.next)
+        let outcome = store.store(
+            write("k", String(repeating: "b", count: 200), mode: .append),
+            now: 100,
+            nextCAS: cas.next
+        )
+        #expect(outcome == .notStored)
+        #expect(value(&store, "k")?.count == 900)
+    }
+
     @Test func failedAddPromotesWithoutCountingAFetch() {
         var store = ItemStore(limitBytes: 1 << 20)
         let cas = CAS()

@@ -76,6 +76,12 @@ extension ItemStore {
             }
         case .append, .prepend:
             guard check == .none || check == .match else { return .exists }
+            // memcached cannot allocate a combined item over the size limit: NOT_STORED.
+            let combinedLength = current.value.readableBytes + write.data.readableBytes
+            let limits = MemcacheRequestDecoder.Configuration(maxItemSize: maxItemSize)
+            guard limits.itemFits(keyLength: write.key.readableBytes, valueLength: combinedLength) else {
+                return .notStored
+            }
             let parts = write.mode == .append ? [current.value, write.data] : [write.data, current.value]
             // The combined item is a new allocation in memcached, which does not carry the
             // request's binary-key marker.

@@ -31,8 +31,12 @@ struct ItemStore {
     /// invalid once `now` reaches it (0: no flush pending).
     var oldestLive: UInt32 = 0
 
-    init(limitBytes: Int) {
+    /// Largest item, as the decoder measures it (`MemcacheRequestDecoder.Configuration`).
+    let maxItemSize: Int
+
+    init(limitBytes: Int, maxItemSize: Int = 1 << 20) {
         self.limitBytes = limitBytes
+        self.maxItemSize = maxItemSize
     }
 
     var count: Int { index.count }

@@ -6,7 +6,9 @@ import Synchronization
 final class StripedStore: Sendable {
     final class Stripe: Sendable {
         let store: Mutex<ItemStore>
-        init(limitBytes: Int) { self.store = Mutex(ItemStore(limitBytes: limitBytes)) }
+        init(limitBytes: Int, maxItemSize: Int) {
+            self.store = Mutex(ItemStore(limitBytes: limitBytes, maxItemSize: maxItemSize))
+        }
     }
 
     let stripes: [Stripe]
@@ -21,7 +23,7 @@ final class StripedStore: Sendable {
     init(limitBytes: Int, maxItemSize: Int, clock: CacheClock = CacheClock()) {
         var count = 64
         while count > 1, limitBytes / count < maxItemSize * 4 { count /= 2 }
-        self.stripes = (0..<count).map { _ in Stripe(limitBytes: limitBytes / count) }
+        self.stripes = (0..<count).map { _ in Stripe(limitBytes: limitBytes / count, maxItemSize: maxItemSize) }
         self.mask = count - 1
         self.limitBytes = limitBytes
         self.clock = clock
