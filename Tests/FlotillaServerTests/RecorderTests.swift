@@ -48,7 +48,9 @@ struct RecorderTests {
             shard.record(0, nanoseconds: 100_000, failed: true)
         }.get()
         let report = await StatusReport.make(
-            recorder: recorder, rates: RateWindow(), slo: try SLOSpec(parsing: "p99<1ms,success>=99.95%")
+            recorder: recorder,
+            rates: RateWindow(),
+            slo: try SLOSpec(parsing: "p99<1ms,success>=99.95%")
         )
         #expect(report.verdicts?.map(\.met) == [true, false])
         try await group.shutdownGracefully()
