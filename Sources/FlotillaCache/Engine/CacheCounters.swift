@@ -43,6 +43,8 @@ enum CacheCounter: Int, CaseIterable {
 struct CacheCounterBatch {
     var values = [UInt64](repeating: 0, count: CacheCounter.allCases.count)
     var isEmpty = true
+    /// The totals shard this connection commits to.
+    var shard = 0
 
     @inline(__always)
     mutating func add(_ counter: CacheCounter, _ amount: UInt64 = 1) {
@@ -51,13 +53,29 @@ struct CacheCounterBatch {
     }
 }
 
-/// The process-wide totals.
+/// The process-wide totals, in independently locked shards so that connections on different
+/// event loops do not wait for each other when they commit their batches.
 final class CacheCounterTotals: Sendable {
-    private let values = Mutex([UInt64](repeating: 0, count: CacheCounter.allCases.count))
+    private static let shardCount = 16
+    private let shards: [Shard]
+    private let nextShard = Atomic<Int>(0)
+
+    private final class Shard: Sendable {
+        let values = Mutex([UInt64](repeating: 0, count: CacheCounter.allCases.count))
+    }
+
+    init() {
+        self.shards = (0..<Self.shardCount).map { _ in Shard() }
+    }
+
+    /// A shard index for a new connection, handed out round robin.
+    func assignShard() -> Int {
+        nextShard.add(1, ordering: .relaxed).oldValue % Self.shardCount
+    }
 
     func commit(_ batch: inout CacheCounterBatch) {
         guard !batch.isEmpty else { return }
-        values.withLock { values in
+        shards[batch.shard].values.withLock { values in
             for index in values.indices { values[index] &+= batch.values[index] }
         }
         for index in batch.values.indices { batch.values[index] = 0 }
@@ -65,8 +83,6 @@ final class CacheCounterTotals: Sendable {
     }
 
     subscript(_ counter: CacheCounter) -> UInt64 {
-        values.withLock { $0[counter.rawValue] }
+        shards.reduce(0) { sum, shard in sum &+ shard.values.withLock { $0[counter.rawValue] } }
     }
-
-    var all: [UInt64] { values.withLock { $0 } }
 }

@@ -20,6 +20,7 @@ struct CacheEngine {
     init(store: StripedStore, context: CacheContext) {
         self.store = store
         self.context = context
+        self.counters.shard = context.totals.assignShard()
     }
 
     var clock: CacheClock { store.clock }

@@ -88,9 +88,14 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     private func flushReplies(context: ChannelHandlerContext) {
         guard outbound.readableBytes > 0 else { return }
         engine.counters.add(.bytesWritten, UInt64(outbound.readableBytes))
-        let reply = outbound
-        outbound = context.channel.allocator.buffer(capacity: max(4096, min(reply.readableBytes, 64 * 1024)))
-        context.writeAndFlush(wrapOutboundOut(reply), promise: nil)
+        context.writeAndFlush(wrapOutboundOut(outbound), promise: nil)
+        if outbound.capacity > Self.flushThreshold {
+            // Do not keep a large reply's buffer for the connection's lifetime.
+            outbound = context.channel.allocator.buffer(capacity: 4096)
+        } else {
+            // Usually written at once: the storage is ours again and is reused without copying.
+            outbound.clear()
+        }
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
