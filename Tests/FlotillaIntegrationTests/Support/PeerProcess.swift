@@ -198,18 +198,9 @@ final class PeerProcess {
 
     /// Finds a currently free loopback port by binding port 0 and reading back the kernel's choice.
     static func reserveLoopbackPort() throws -> UInt16 {
-        #if canImport(Glibc)
-        let socketType = Int32(SOCK_STREAM.rawValue)
-        #else
-        let socketType = SOCK_STREAM
-        #endif
-        let fd = socket(AF_INET, socketType, 0)
-        guard fd >= 0 else { throw PeerError(description: "socket() failed: errno \(errno)") }
+        guard let fd = LoopbackSocket.open() else { throw PeerError(description: "socket() failed: errno \(errno)") }
         defer { _ = close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var address = LoopbackSocket.address(port: 0)
         let bound = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))

@@ -64,17 +64,8 @@ final class WireClient {
 
     /// Attempts one connection; returns nil on a retryable failure.
     private static func tryConnect(port: UInt16, errnoOut: inout Int32) throws -> Int32? {
-        #if canImport(Glibc)
-        let socketType = Int32(SOCK_STREAM.rawValue)
-        #else
-        let socketType = SOCK_STREAM
-        #endif
-        let fd = socket(AF_INET, socketType, 0)
-        guard fd >= 0 else { throw WireError(description: "socket() failed: errno \(errno)") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        guard let fd = LoopbackSocket.open() else { throw WireError(description: "socket() failed: errno \(errno)") }
+        var address = LoopbackSocket.address(port: port)
         let result = withUnsafePointer(to: &address) { pointer in
             pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -220,4 +211,27 @@ private func closeDescriptor(_ fd: Int32) {
     #else
     _ = Darwin.close(fd)
     #endif
+}
+
+/// The socket and address every test client and port probe uses: TCP over IPv4 loopback.
+enum LoopbackSocket {
+    /// A new TCP socket, or nil (errno says why).
+    static func open() -> Int32? {
+        #if canImport(Glibc)
+        let socketType = Int32(SOCK_STREAM.rawValue)
+        #else
+        let socketType = SOCK_STREAM
+        #endif
+        let fd = socket(AF_INET, socketType, 0)
+        return fd >= 0 ? fd : nil
+    }
+
+    /// 127.0.0.1:`port` (0: let the kernel choose).
+    static func address(port: UInt16) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
+    }
 }
