@@ -175,7 +175,7 @@ extension ItemStore {
             self[slot] = replacement
             return .updated(digits: digits, slot: slot)
         }
-        var replacement = Item(
+        let replacement = Item(
             key: current.key,
             valueParts: [ByteBuffer(bytes: digits)],
             flags: current.flags,
