@@ -12,6 +12,6 @@ struct Flotilla: AsyncParsableCommand {
             /v1/status, an SLO (--slo) and a graceful drain on SIGTERM or SIGINT.
             """,
         version: FlotillaVersion.current,
-        subcommands: [CacheCommand.self]
+        subcommands: [CacheCommand.self, PlanCommand.self]
     )
 }

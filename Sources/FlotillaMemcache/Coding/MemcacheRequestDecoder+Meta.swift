@@ -44,7 +44,7 @@ extension MemcacheRequestDecoder {
     }
 
     private func parseMetaFlagged(_ line: Line, tokens: [MemcacheToken], command: MetaRequest.Command) -> LineOutcome {
-        let operation = MetaRequest(command: command, key: ByteBuffer(), flags: MetaFlags(), tokens: []).operation
+        let operation = command.operation
         let ntokens = tokens.count + 1
         guard ntokens >= 3 else { return Self.error(operation, "ERROR") }
         guard tokens[1].count <= Self.keyMaxLength else {

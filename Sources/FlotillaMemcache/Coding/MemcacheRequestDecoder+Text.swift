@@ -132,15 +132,7 @@ extension MemcacheRequestDecoder {
 
     private func parseStorage(_ line: Line, tokens: [MemcacheToken], mode: StorageRequest.Mode) -> LineOutcome {
         let ntokens = tokens.count + 1
-        let operation = StorageRequest(
-            mode: mode,
-            key: ByteBuffer(),
-            flags: 0,
-            exptime: 0,
-            casUnique: 0,
-            noreply: false,
-            data: ByteBuffer()
-        ).operation
+        let operation = mode.operation
         if mode == .cas {
             guard ntokens == 7 || ntokens == 8 else { return Self.error(operation, "ERROR") }
         } else {

@@ -72,8 +72,12 @@ public struct StorageRequest: Equatable {
     public var noreply: Bool
     public var data: ByteBuffer
 
+    public var operation: MemcacheOperation { mode.operation }
+}
+
+extension StorageRequest.Mode {
     public var operation: MemcacheOperation {
-        switch mode {
+        switch self {
         case .set: .set
         case .add: .add
         case .replace: .replace

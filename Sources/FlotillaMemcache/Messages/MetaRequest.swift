@@ -13,8 +13,12 @@ public struct MetaRequest: Equatable {
     /// The value of `ms`.
     public var data: ByteBuffer?
 
+    public var operation: MemcacheOperation { command.operation }
+}
+
+extension MetaRequest.Command {
     public var operation: MemcacheOperation {
-        switch command {
+        switch self {
         case .get: .metaGet
         case .set: .metaSet
         case .delete: .metaDelete
