@@ -33,13 +33,8 @@ public struct QueuePlan: Sendable {
         }
     }
 
-    /// An input the plan cannot be computed from; `field` names it, `reason` says why.
-    public struct InputError: Error, Hashable, CustomStringConvertible {
-        /// The offending input, as a short bounded label (`arrival`, `service`, `workers`, …).
-        public var field: String
-        public var reason: String
-        public var description: String { "invalid \(field): \(reason)" }
-    }
+    /// An input the plan cannot be computed from.
+    public typealias InputError = PlanInputError
 
     /// The plan. Times are in seconds. Steady-state figures are nil when the queue is unstable,
     /// backlog figures nil when it is stable: never infinity or NaN.

@@ -26,13 +26,8 @@ public struct ScatterPlan: Sendable {
         }
     }
 
-    /// An input the plan cannot be computed from; `field` names it, `reason` says why.
-    public struct InputError: Error, Hashable, CustomStringConvertible {
-        /// The offending input, as a short bounded label (`leaf-p`, `leaves`, `root-target`).
-        public var field: String
-        public var reason: String
-        public var description: String { "invalid \(field): \(reason)" }
-    }
+    /// An input the plan cannot be computed from.
+    public typealias InputError = PlanInputError
 
     /// One fan-out.
     public struct Row: Sendable, Hashable, Codable {

@@ -49,13 +49,8 @@ public struct ShardPlan: Sendable {
         }
     }
 
-    /// An input the plan cannot be computed from; `field` names it, `reason` says why.
-    public struct InputError: Error, Hashable, CustomStringConvertible {
-        /// The offending input, as a short bounded label (`replicas`, `keys`, …).
-        public var field: String
-        public var reason: String
-        public var description: String { "invalid \(field): \(reason)" }
-    }
+    /// An input the plan cannot be computed from.
+    public typealias InputError = PlanInputError
 
     /// The plan. Rates are fractions in 0...1; sizes are bytes.
     public struct Result: Sendable, Hashable, Codable {

@@ -95,7 +95,7 @@ struct CommandGenerator {
         keys = Self.makeKeyPool()
     }
 
-    private static func makeKeyPool() -> [PoolKey] {
+    static func makeKeyPool() -> [PoolKey] {
         var binary180 = SplitMix64(seed: 180)
         let binaryKey = (0..<180).map { _ in UInt8.random(in: 0...255, using: &binary180) }
         let texts: [String] = [
@@ -113,20 +113,20 @@ struct CommandGenerator {
 
     // MARK: Random helpers
 
-    private mutating func chance(_ probability: Double) -> Bool {
+    mutating func chance(_ probability: Double) -> Bool {
         Double.random(in: 0..<1, using: &random) < probability
     }
 
-    private mutating func int(_ range: ClosedRange<Int>) -> Int {
+    mutating func int(_ range: ClosedRange<Int>) -> Int {
         Int.random(in: range, using: &random)
     }
 
-    private mutating func pick<T>(_ items: [T]) -> T {
+    mutating func pick<T>(_ items: [T]) -> T {
         items[Int.random(in: 0..<items.count, using: &random)]
     }
 
     /// Picks an index from weights.
-    private mutating func weighted(_ weights: [Double]) -> Int {
+    mutating func weighted(_ weights: [Double]) -> Int {
         let total = weights.reduce(0, +)
         var roll = Double.random(in: 0..<total, using: &random)
         for (index, weight) in weights.enumerated() {
@@ -136,12 +136,12 @@ struct CommandGenerator {
         return weights.count - 1
     }
 
-    private static let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
-    private static let safeFirst = Array("xz0123456789")
+    static let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+    static let safeFirst = Array("xz0123456789")
 
     /// A value that is harmless if a server re-reads it as a command line: it starts with `x`, `z` or a digit
     /// and holds only lowercase letters and digits, so it can never contain "MN", "\r\n" or a space.
-    private mutating func safeValue(length: Int) -> String {
+    mutating func safeValue(length: Int) -> String {
         guard length > 0 else { return "" }
         var characters = [pick(Self.safeFirst)]
         for _ in 1..<length { characters.append(pick(Self.letters)) }
@@ -151,7 +151,7 @@ struct CommandGenerator {
     /// Values for storage: mostly short, sometimes numeric (for incr/decr), occasionally up to 2 KB.
     ///
     /// A key that arithmetic may touch only gets numbers below 2^62 (see the type's documentation).
-    private mutating func value(forKey index: Int) -> String {
+    mutating func value(forKey index: Int) -> String {
         switch weighted([60, 25, 5]) {
         case 0: return safeValue(length: int(0...30))
         case 1:
@@ -164,15 +164,15 @@ struct CommandGenerator {
 
     /// Deltas for arithmetic on the shared keys: small enough that 10,000 of them cannot lift a number below 2^62
     /// to 2^63.
-    private mutating func smallDelta() -> String {
+    mutating func smallDelta() -> String {
         pick(["0", "1", "1", "5", "1000", "1099511627776"])
     }
 
-    private mutating func opaque() -> String {
+    mutating func opaque() -> String {
         String((0..<int(1...12)).map { _ in pick(Self.letters) })
     }
 
-    private mutating func textKey() -> (index: Int, text: String) {
+    mutating func textKey() -> (index: Int, text: String) {
         // Bias towards a few hot keys so that hits, CAS conflicts and arithmetic on numbers all happen.
         let hot = [0, 1, 3, 4, 5, 6]
         let index = chance(0.5) ? pick(hot) : int(0...(keys.count - 1))
@@ -184,7 +184,7 @@ struct CommandGenerator {
     static let textOnlyMetaKeys: Set<Int> = [1, 2, 7, 13]
 
     /// A key for a meta command: its text form, or its base64 form with the `b` flag.
-    private mutating func metaKey() -> (index: Int, token: String, base64: Bool) {
+    mutating func metaKey() -> (index: Int, token: String, base64: Bool) {
         let index = chance(0.5) ? pick([0, 1, 3, 4, 5, 17, 18]) : int(0...(keys.count - 1))
         let key = keys[index]
         if let text = key.text, Self.textOnlyMetaKeys.contains(index) || chance(0.7) { return (index, text, false) }
@@ -200,17 +200,17 @@ struct CommandGenerator {
     /// key; and these keys are never invalidated (`I`) nor handed a recache token (`N`/`R` on mg).
     static let numericKeys = [3, 4, 5, 6]
 
-    private mutating func numericKey() -> String {
+    mutating func numericKey() -> String {
         keys[pick(Self.numericKeys)].text!
     }
 
     /// The index of a text key's pool entry (the arithmetic keys are the ones that matter).
-    private func index(ofText text: String) -> Int {
+    func index(ofText text: String) -> Int {
         keys.firstIndex { $0.text == text } ?? 0
     }
 
     /// A text key for append/prepend: any key but the arithmetic ones.
-    private mutating func concatenationKey() -> String {
+    mutating func concatenationKey() -> String {
         for _ in 0..<100 {
             let key = textKey()
             if !Self.numericKeys.contains(key.index) { return key.text }
@@ -218,20 +218,20 @@ struct CommandGenerator {
         return "key"
     }
 
-    private mutating func exptime() -> String {
+    mutating func exptime() -> String {
         pick(["0", "0", "0", "3600", "7200", "-1", "2592001", "100000000"])
     }
 
-    private mutating func clientFlags() -> String {
+    mutating func clientFlags() -> String {
         pick(["0", "0", "1", "123", "65535", "4294967295"])
     }
 
-    private mutating func lineEnd() -> String {
+    mutating func lineEnd() -> String {
         // memcached accepts a bare "\n" as the end of a command line.
         chance(0.08) ? "\n" : "\r\n"
     }
 
-    private mutating func noreply() -> Bool {
+    mutating func noreply() -> Bool {
         chance(0.15)
     }
 
@@ -285,17 +285,17 @@ struct CommandGenerator {
         return ChunkPlan(sizes: sizes, pausesMicroseconds: pauses)
     }
 
-    private func text(_ string: String) -> Command {
+    func text(_ string: String) -> Command {
         Command(segments: [.bytes(Array(string.utf8))])
     }
 
-    private mutating func casFetch() -> Command {
+    mutating func casFetch() -> Command {
         // Hot keys, so that the recorded CAS is likely to be used while still current.
         let index = pick([0, 1, 3, 4, 6])
         return Command(segments: [.bytes(Array("mg \(keys[index].text!) c\r\n".utf8))], fetchesCasOfKey: index)
     }
 
-    private mutating func nextCommand() -> Command {
+    mutating func nextCommand() -> Command {
         let weights: [Double] = [
             8, 5, 3, 3,  // get gets gat gats
             10, 3, 3, 3, 3, 4,  // set add replace append prepend cas
@@ -345,7 +345,7 @@ struct CommandGenerator {
 
     // MARK: Text protocol
 
-    private mutating func retrieval(_ name: String) -> Command {
+    mutating func retrieval(_ name: String) -> Command {
         let count = weighted([50, 30, 15, 5]) + 1
         var line = name
         for _ in 0..<(count + (chance(0.05) ? 4 : 0)) { line += " " + textKey().text }
@@ -353,7 +353,7 @@ struct CommandGenerator {
     }
 
     /// memcached lets only `get`/`gets` lines grow past its 2048-byte line buffer; these are 3...6 KB.
-    private mutating func hugeMultiget() -> Command {
+    mutating func hugeMultiget() -> Command {
         var line = pick(["get", "gets"])
         for _ in 0..<int(12...24) {
             line += " " + keys[pick([10, 11, 12, 0, 1, 3, 6])].text!
@@ -361,7 +361,7 @@ struct CommandGenerator {
         return text(line + "\r\n")
     }
 
-    private mutating func getAndTouch(_ name: String) -> Command {
+    mutating func getAndTouch(_ name: String) -> Command {
         var line = "\(name) \(exptime())"
         // gat is not exempt from memcached's 2048-byte line limit, so stay well under it.
         for _ in 0..<(weighted([50, 30, 20]) + 1) {
@@ -372,7 +372,7 @@ struct CommandGenerator {
         return text(line + lineEnd())
     }
 
-    private mutating func storage(_ name: String) -> Command {
+    mutating func storage(_ name: String) -> Command {
         let key: String
         switch name {
         case "append", "prepend": key = concatenationKey()
@@ -385,7 +385,7 @@ struct CommandGenerator {
         return text(line + data + "\r\n")
     }
 
-    private mutating func casCommand() -> Command {
+    mutating func casCommand() -> Command {
         let key = textKey()
         let data = value(forKey: key.index)
         let reply = noreply() ? " noreply" : ""
@@ -397,26 +397,26 @@ struct CommandGenerator {
         ])
     }
 
-    private mutating func delete() -> Command {
+    mutating func delete() -> Command {
         let key = textKey().text
         let tail = pick(["", "", "", " noreply", " 0", " 0 noreply"])
         return text("delete \(key)\(tail)" + lineEnd())
     }
 
-    private mutating func arithmetic(_ name: String) -> Command {
+    mutating func arithmetic(_ name: String) -> Command {
         let key = numericKey()
         let delta = smallDelta()
         return text("\(name) \(key) \(delta)\(noreply() ? " noreply" : "")" + lineEnd())
     }
 
-    private mutating func touch() -> Command {
+    mutating func touch() -> Command {
         text("touch \(textKey().text) \(exptime())\(noreply() ? " noreply" : "")" + lineEnd())
     }
 
     // MARK: Meta protocol
 
     /// Builds a meta command line; a CAS flag, when present, becomes a per-server segment.
-    private mutating func metaLine(
+    mutating func metaLine(
         _ name: String,
         key: (index: Int, token: String, base64: Bool),
         length: Int?,
@@ -433,7 +433,7 @@ struct CommandGenerator {
         return [.bytes(Array((head + " C").utf8)), .cas(key: key.index, choice: casFlag)]
     }
 
-    private mutating func metaGet() -> Command {
+    mutating func metaGet() -> Command {
         let key = metaKey()
         var flags: [String] = []
         if chance(0.6) { flags.append("v") }
@@ -457,7 +457,7 @@ struct CommandGenerator {
         return Command(segments: segments + [.bytes(Array(lineEnd().utf8))])
     }
 
-    private mutating func metaSet() -> Command {
+    mutating func metaSet() -> Command {
         let key = metaKey()
         let data = value(forKey: key.index)
         var flags: [String] = []
@@ -476,7 +476,7 @@ struct CommandGenerator {
         return Command(segments: segments + [.bytes(Array("\r\n\(data)\r\n".utf8))])
     }
 
-    private mutating func metaDelete() -> Command {
+    mutating func metaDelete() -> Command {
         let key = metaKey()
         var flags: [String] = []
         let invalidate = Self.numericKeys.contains(key.index) ? [] : ["I"]
@@ -488,7 +488,7 @@ struct CommandGenerator {
         return Command(segments: segments + [.bytes(Array(lineEnd().utf8))])
     }
 
-    private mutating func metaArithmetic() -> Command {
+    mutating func metaArithmetic() -> Command {
         let numeric = pick(Self.numericKeys)
         let base64 = chance(0.3)
         let key = (index: numeric, token: base64 ? keys[numeric].base64 : keys[numeric].text!, base64: base64)
@@ -506,14 +506,14 @@ struct CommandGenerator {
         return Command(segments: segments + [.bytes(Array(lineEnd().utf8))])
     }
 
-    private mutating func metaDebug() -> Command {
+    mutating func metaDebug() -> Command {
         let key = metaKey()
         return text("me \(key.token)\(key.base64 ? " b" : "")\r\n")
     }
 
     /// 64-bit wrap-around and overflow, as one command group on a key no other command uses: the stored number
     /// stays small whenever it is the operand, and a result of 2^63 or more is deleted straight away.
-    private mutating func wrapScenario() -> Command {
+    mutating func wrapScenario() -> Command {
         // Never 0: `ma wrap D18446744073709551615` would leave 2^64-1 for the next arithmetic to read.
         let start = pick(["1", "5", "1000"])
         var script = "set wrap 0 0 \(start.utf8.count)\r\n\(start)\r\n"
@@ -529,148 +529,9 @@ struct CommandGenerator {
         return text(script + "delete wrap\r\n")
     }
 
-    private mutating func tooLarge() -> Command {
+    mutating func tooLarge() -> Command {
         // Over memcached's default 1 MiB item limit: it answers SERVER_ERROR and swallows the whole block.
         let data = String(repeating: "z", count: 2_000_000)
         return text("set big 0 0 \(data.utf8.count)\r\n\(data)\r\n")
-    }
-
-    // MARK: Malformed input
-
-    private mutating func malformed() -> Command {
-        switch weighted([10, 6, 10, 6, 8, 3, 10, 5, 4, 2, 2]) {
-        case 0:
-            return text(
-                pick([
-                    "foo bar", "GET key", "gett key", "sett k 0 0 1", "xyzzy", "mg", "get", "gets", "gat 0", "gat",
-                    "gats", "touch key", "incr", "decr key", "delete", "set key 0 0", "cas key 0 0 1", "ms key",
-                    "md", "ma", "me", "verbosity", "verbosity abc", "flush_all abc", "incr key", "touch",
-                ]) + lineEnd()
-            )
-        case 1:
-            return Command(segments: [.bytes(Array(pick(["mn extra", "mn 1 2 3"]).utf8) + [13, 10])], expectedMN: 1)
-        case 2: return tooManyTokens()
-        case 3: return text(pick(["\r\n", "\n", " \r\n", "  \r\n"]))
-        case 4: return badNumbers()
-        case 5: return longKey()
-        case 6: return badDataChunk()
-        case 7: return badMetaFlags()
-        case 8: return badBase64()
-        case 9: return oddWhitespace()
-        default: return text("get a\tb" + lineEnd())
-        }
-    }
-
-    private mutating func tooManyTokens() -> Command {
-        let key = textKey().text
-        switch int(0...5) {
-        case 0:
-            let data = safeValue(length: int(1...20))
-            return text("set \(key) 0 0 \(data.utf8.count) noreply extra\r\n\(data)\r\n")
-        case 1: return text("incr \(key) 1 noreply extra\r\n")
-        case 2: return text("touch \(key) 0 noreply extra\r\n")
-        case 3: return text("delete \(key) 0 noreply extra\r\n")
-        case 4: return text("version extra\r\n")
-        default:
-            // memcached splits a line into at most 24 tokens; keep going well past that for a non-get command.
-            return text("touch " + (0..<30).map { _ in "k" }.joined(separator: " ") + "\r\n")
-        }
-    }
-
-    private mutating func badNumbers() -> Command {
-        let key = textKey().text
-        let data = "z" + safeValue(length: int(1...8))
-        let count = "\(data.utf8.count)"
-        switch int(0...6) {
-        case 0:
-            let flags = pick(["abc", "-1", "1.5", "18446744073709551616", "4294967296"])
-            return text("set \(key) \(flags) 0 \(count)\r\n\(data)\r\n")
-        case 1:
-            let exptime = pick(["abc", "1.5", "99999999999999999999", "4000000000"])
-            return text("set \(key) 0 \(exptime) \(count)\r\n\(data)\r\n")
-        case 2:
-            // The data line is at least two bytes, so even a length that wraps to 0 keeps framing.
-            let length = pick(["abc", "-1", "1.5", "4294967296", "2147483648", "-0"])
-            return text("set \(key) 0 0 \(length)\r\n\(data)\r\n")
-        case 3:
-            let unique = pick(["abc", "-1", "18446744073709551616"])
-            return text("cas \(key) 0 0 \(count) \(unique)\r\n\(data)\r\n")
-        case 4:
-            let delta = pick(["-1", "abc", "18446744073709551616", "1.5", "0x10"])
-            return text("\(pick(["incr", "decr"])) \(numericKey()) \(delta)\r\n")
-        case 5: return text("touch \(key) \(pick(["abc", "1.5", "99999999999999999999"]))\r\n")
-        default: return text("gat \(pick(["abc", "1.5"])) \(key)\r\n")
-        }
-    }
-
-    private mutating func longKey() -> Command {
-        let key = String(repeating: "L", count: int(251...300))
-        switch int(0...5) {
-        case 0: return text("touch \(key) 0\r\n")
-        case 1: return text("set \(key) 0 0 3\r\nzzz\r\n")
-        case 2: return text("delete \(key)\r\n")
-        case 3: return text("mg \(key) v\r\n")
-        case 4: return text("ms \(key) 3\r\nzzz\r\n")
-        default: return text("incr \(key) 1\r\n")
-        }
-    }
-
-    private mutating func badDataChunk() -> Command {
-        let key = textKey().text
-        let declared = int(0...20)
-        let body: String
-        if chance(0.6) {
-            // Too long: memcached reads declared+2 bytes, rejects them, then parses the rest ("z...") as a line.
-            body = safeValue(length: declared) + String(repeating: "z", count: int(1...6))
-        } else {
-            // Too short, then a filler line long enough that the server's read of declared+2 bytes ends inside it.
-            let short = safeValue(length: int(0...max(0, declared - 1)))
-            body = short + "\r\n" + String(repeating: "z", count: declared + 2)
-        }
-        let reply = noreply() ? " noreply" : ""
-        if chance(0.7) {
-            return text("\(pick(["set", "add", "append"])) \(key) 0 0 \(declared)\(reply)\r\n\(body)\r\n")
-        }
-        let quiet = chance(0.3) ? " q" : ""
-        return text("ms \(key) \(declared)\(quiet)\r\n\(body)\r\n")
-    }
-
-    private mutating func badMetaFlags() -> Command {
-        let key = textKey().text
-        switch int(0...9) {
-        case 0: return text("mg \(key) \(pick(["!", "@", "1", "v v", "Z", "x", "vv"]))\r\n")
-        case 1: return text("mg \(key) \(pick(["N", "Nabc", "Rabc", "T", "Tabc", "N-1x"]))\r\n")
-        case 2: return text("mg \(key) O\(String(repeating: "o", count: int(33...40)))\r\n")
-        case 3: return text("ms \(key) 3 \(pick(["!", "T", "Tabc", "Fabc", "F-1", "MX", "M", "Cabc"]))\r\nzzz\r\n")
-        case 4: return text("ms \(key) \(pick(["abc", "-1", "1.5"]))\r\nzzz\r\n")
-        case 5: return text("ma \(key) \(pick(["Dabc", "D-1", "MX", "Nabc", "Jabc", "D18446744073709551616"]))\r\n")
-        case 6: return text("md \(key) \(pick(["Cabc", "Tabc", "!", "q q"]))\r\n")
-        case 7: return text("mg \(key) E\(pick(["5", "abc"])) v\r\n")
-        case 8: return text("ms \(key) 3 E\(pick(["5", "99"])) c\r\nzzz\r\n")
-        default: return text("me \(key) \(pick(["x", "v", "bb"]))\r\n")
-        }
-    }
-
-    private mutating func badBase64() -> Command {
-        // memcached silently skips characters outside the alphabet ("a2V5a2V5*" decodes as "keykey"), so only
-        // encodings it rejects outright are used here.
-        let key = pick(["a2V", "!!!!", "a2V5=", "====", "YQ", "Y", "a2V*", "a b"])
-        switch int(0...4) {
-        case 0: return text("mg \(key) b v\r\n")
-        case 1: return text("ms \(key) 3 b\r\nzzz\r\n")
-        case 2: return text("md \(key) b\r\n")
-        case 3: return text("ma \(key) b\r\n")
-        default: return text("me \(key) b\r\n")
-        }
-    }
-
-    private mutating func oddWhitespace() -> Command {
-        let key = textKey().text
-        return text(
-            pick([
-                "get  \(key)", "get \(key) ", " get \(key)", "get \(key)  \(key)", "mg  \(key) v", "mg \(key)  v ",
-                "delete  \(key)", "incr \(key)  1", "touch \(key) 0 ",
-            ]) + "\r\n"
-        )
     }
 }
