@@ -114,3 +114,22 @@ def test_bad_clients_are_answered_or_cut_off_alone() -> None:
         assert exchange(good, b"get g\r\n", b"END\r\n") == b"VALUE g 0 2\r\nok\r\nEND\r\n"
         assert server.proc.poll() is None
         assert server.terminate() == 0
+
+
+def test_a_slow_client_does_not_slow_anyone_else() -> None:
+    with FlotillaProcess(["cache"]) as server:
+        slow = socket.create_connection(server.data, timeout=5)
+        fast = socket.create_connection(server.data, timeout=5)
+        request = b"set slow 0 0 20\r\n" + b"s" * 20 + b"\r\n"
+        worst = 0.0
+        for index, byte in enumerate(request):
+            slow.sendall(bytes([byte]))  # one byte at a time, 20 ms apart
+            started = time.monotonic()
+            key = b"fast%d" % index
+            reply = exchange(fast, b"set %s 0 0 2\r\nok\r\nget %s\r\n" % (key, key), b"END\r\n")
+            worst = max(worst, time.monotonic() - started)
+            assert reply == b"STORED\r\nVALUE %s 0 2\r\nok\r\nEND\r\n" % key
+            time.sleep(0.02)
+        assert exchange(slow, b"", b"STORED\r\n") == b"STORED\r\n"
+        assert worst < 1.0, f"a fast client waited {worst:.3f} s behind a slow one"
+        assert server.terminate() == 0
