@@ -34,7 +34,7 @@ enum RoleRunner {
         let group: MultiThreadedEventLoopGroup
         let readiness = Readiness()
         let recorder: OperationRecorder
-        let registry = PrometheusCollectorRegistry()
+        /// Backed by the registry that `/metrics` renders.
         let metricsFactory: PrometheusMetricsFactory
         let logger: Logger
     }

@@ -37,7 +37,6 @@ public final class TCPServer: Service, Sendable {
     private let childInitializer: ChildInitializer
     /// Open, accepted and refused connection counts.
     public let connections: ConnectionCounters
-    private let boundAddress = Mutex<SocketAddress?>(nil)
     /// Open connections, so that a drain that times out can close what is left.
     private let openChannels = Mutex<[ObjectIdentifier: any Channel]>([:])
 
@@ -56,9 +55,6 @@ public final class TCPServer: Service, Sendable {
         self.logger = logger
         self.childInitializer = childInitializer
     }
-
-    /// The bound address, once listening.
-    public var localAddress: SocketAddress? { boundAddress.withLock { $0 } }
 
     public func run() async throws {
         let quiesce = ServerQuiescingHelper(group: group)
@@ -99,7 +95,6 @@ public final class TCPServer: Service, Sendable {
         } catch {
             throw ListenError(address: configuration.listen, underlying: error)
         }
-        boundAddress.withLock { $0 = channel.localAddress }
         logger.info(
             "listening",
             metadata: [

@@ -97,15 +97,6 @@ enum CNumberParsing {
     }
 }
 
-extension ByteBuffer {
-    @inline(__always)
-    func withToken<R>(_ token: MemcacheToken, _ body: (UnsafeRawBufferPointer) -> R) -> R {
-        self.withUnsafeReadableBytes { bytes in
-            body(UnsafeRawBufferPointer(rebasing: bytes[token.start..<token.end]))
-        }
-    }
-}
-
 /// Number rules of memcached that the cache engine needs outside the decoder.
 public enum MemcacheNumbers {
     /// Reads a stored value as a 64-bit unsigned decimal the way `incr`/`decr` do; nil when

@@ -17,7 +17,7 @@ extension ByteBuffer {
             return
         }
         var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes hold the 20 digits of UInt64.max
-        let count = withUnsafeMutableBytes(of: &digits) { scratch -> Int in
+        withUnsafeMutableBytes(of: &digits) { scratch in
             var remaining = value
             var index = scratch.count
             while remaining > 0 {
@@ -25,11 +25,8 @@ extension ByteBuffer {
                 scratch[index] = UInt8(truncatingIfNeeded: remaining % 10) &+ UInt8(ascii: "0")
                 remaining /= 10
             }
-            let count = scratch.count - index
             self.writeBytes(UnsafeRawBufferPointer(rebasing: scratch[index...]))
-            return count
         }
-        _ = count
     }
 
     /// Writes a signed integer in decimal.
