@@ -99,7 +99,14 @@ def test_bad_clients_are_answered_or_cut_off_alone() -> None:
             vanishing.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
             vanishing.close()  # RST
 
-        # Over --max-connections: memcached's error, then the connection is closed.
+        # Over --max-connections: memcached's error, then the connection is closed. First wait
+        # until the server has seen the clients above go, so that exactly 2 are open.
+        def open_connections() -> int:
+            reply = exchange(good, b"stats\r\n", b"END\r\n")
+            line = next(l for l in reply.split(b"\r\n") if l.startswith(b"STAT curr_connections "))
+            return int(line.split()[2])
+
+        assert wait_for(lambda: open_connections() == 2), "closed clients are still counted"
         extra = [socket.create_connection(server.data, timeout=1) for _ in range(8)]
         rejected = 0
         for sock in extra:
