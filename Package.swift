@@ -88,12 +88,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // `flotilla bench`: the load generator (memcache and HTTP/1.1 targets, open and closed loop).
+        .target(
+            name: "FlotillaBench",
+            dependencies: [
+                "FlotillaCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "FlotillaCLI",
             dependencies: [
                 "FlotillaCore",
                 "FlotillaServer",
                 "FlotillaCache",
+                "FlotillaBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -143,12 +156,24 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-        // Starts real processes: `flotilla` itself, memcached, pymemcache.
+        .testTarget(
+            name: "FlotillaBenchTests",
+            dependencies: [
+                "FlotillaBench",
+                "FlotillaCore",
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Starts real processes: `flotilla` itself, memcached, pymemcache; and in-process peers with
+        // a known behaviour (the injected-latency server of the bench tests).
         .testTarget(
             name: "FlotillaIntegrationTests",
             dependencies: [
                 "FlotillaCore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -78,3 +78,12 @@ func parseByteSize(_ text: String) throws -> ByteSize {
     }
     return size
 }
+
+/// A rate: `100`, `100/s`, `6000/min` or `360000/h`, in events per second.
+func parseRate(_ text: String) throws -> Double {
+    let units: [(suffix: String, seconds: Double)] = [("/s", 1), ("/min", 60), ("/m", 60), ("/h", 3600), ("", 1)]
+    for (suffix, seconds) in units where text.hasSuffix(suffix) {
+        if let value = Double(text.dropLast(suffix.count)), value.isFinite { return value / seconds }
+    }
+    throw ValidationError("'\(text)' is not a rate such as 100/s, 6000/min or 100")
+}

@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlotillaServer
+import Foundation
 
 @main
 struct Flotilla: AsyncParsableCommand {
@@ -12,6 +13,25 @@ struct Flotilla: AsyncParsableCommand {
             /v1/status, an SLO (--slo) and a graceful drain on SIGTERM or SIGINT.
             """,
         version: FlotillaVersion.current,
-        subcommands: [CacheCommand.self, PlanCommand.self]
+        subcommands: [CacheCommand.self, BenchCommand.self, PlanCommand.self]
     )
+
+    /// As ArgumentParser's own `main`, but a usage error exits with status 2 (not 64), the
+    /// convention of command-line tools and the one `flotilla bench` documents (0 met, 1 missed).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var command = command as? any AsyncParsableCommand {
+                try await command.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            if exitCode(for: error) == .validationFailure {
+                FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
+                exit(withError: ExitCode(2))
+            }
+            exit(withError: error)
+        }
+    }
 }

@@ -226,14 +226,6 @@ private func parseCounts(_ text: String) throws -> [Int] {
     return counts
 }
 
-private func parseRate(_ text: String) throws -> Double {
-    let units: [(suffix: String, seconds: Double)] = [("/s", 1), ("/min", 60), ("/m", 60), ("/h", 3600), ("", 1)]
-    for (suffix, seconds) in units where text.hasSuffix(suffix) {
-        if let value = Double(text.dropLast(suffix.count)), value.isFinite { return value / seconds }
-    }
-    throw ValidationError("'\(text)' is not a rate such as 100/s, 6000/min or 100")
-}
-
 private func seconds(_ duration: Duration) -> Double {
     Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
