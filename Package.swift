@@ -161,6 +161,7 @@ let package = Package(
             dependencies: [
                 "FlotillaBench",
                 "FlotillaCore",
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings
