@@ -249,6 +249,8 @@ struct BenchReportTests {
         #expect(BenchFormat.fixed(-1.5, decimals: 2) == "-1.50")
         #expect(BenchFormat.rate(84_392.4) == "84,392 req/s")
         #expect(BenchFormat.rate(2.5) == "2.5 req/s")
+        #expect(BenchFormat.rate(19.999) == "20 req/s")
+        #expect(BenchFormat.rate(20.004) == "20 req/s")
     }
 
     static func object(_ json: String) throws -> [String: Any] {

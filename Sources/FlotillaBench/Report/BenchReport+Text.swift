@@ -128,6 +128,8 @@ enum BenchFormat {
         }
         var text = fixed(perSecond, decimals: 2)
         while text.hasSuffix("0") { text.removeLast() }
+        // 19.999 rounds to "20.00": no dot left dangling.
+        if text.hasSuffix(".") { text.removeLast() }
         return "\(text) req/s"
     }
 
