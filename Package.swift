@@ -25,11 +25,16 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird", from: "2.1.0"),
         .package(url: "https://github.com/apple/swift-openapi-generator", from: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
-        // Pure algorithms, no I/O: storage state machine, SLO maths, size and duration parsing.
+        // Pure algorithms, no I/O: SLO maths, size and duration parsing, capacity plans, shard
+        // routing (swift-crypto for the MD5 of twemproxy's ketama continuum).
         .target(
             name: "FlotillaCore",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto")
+            ],
             swiftSettings: swiftSettings
         ),
         // The memcached text and meta protocols: messages, framing decoder, response encoder.

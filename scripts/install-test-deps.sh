@@ -3,6 +3,7 @@
 # Idempotent: a second run changes nothing and touches no network.
 #
 #   Debian:  memcached (the real peer), libmemcached-tools (memcaslap, memcstat, ...),
+#            nutcracker (twemproxy: the reference for ketama placement),
 #            python3-venv (only when the python3 on PATH cannot make a venv)
 #   PyPI:    pymemcache and pytest, into <repo>/.build-venv (git-ignored; made with
 #            --system-site-packages so an already installed pytest is reused)
@@ -24,7 +25,7 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 # --- Debian packages --------------------------------------------------------------------
-apt_packages=(memcached libmemcached-tools)
+apt_packages=(memcached libmemcached-tools nutcracker)
 if ! "${python}" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_packages+=(python3-venv)
 fi
