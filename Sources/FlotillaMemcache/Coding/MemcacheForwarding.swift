@@ -1,0 +1,161 @@
+import NIOCore
+
+/// Writes decoded requests back onto the wire, as a proxy forwards them to a shard.
+///
+/// A proxy must see one reply for every request it forwards to know that the request is done, so these writers never
+/// ask a shard for silence: `noreply` and the meta `q` flag are left out, and the proxy applies them to its own
+/// client. Everything else is written as the client sent it.
+public enum MemcacheForwarding {
+    /// `get|gets <key>*\r\n` or `gat|gats <exptime> <key>*\r\n`.
+    ///
+    /// - Precondition: `operation` is `.get`, `.gets`, `.gat` or `.gats`.
+    public static func writeRetrieval(
+        operation: MemcacheOperation,
+        exptime: Int32,
+        keys: some Sequence<ByteBuffer>,
+        into buffer: inout ByteBuffer
+    ) {
+        switch operation {
+        case .get: buffer.writeStaticString("get")
+        case .gets: buffer.writeStaticString("gets")
+        case .gat: buffer.writeStaticString("gat")
+        case .gats: buffer.writeStaticString("gats")
+        default: preconditionFailure("\(operation.name) is not a retrieval command")
+        }
+        if operation == .gat || operation == .gats {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeDecimal(Int64(exptime))
+        }
+        for key in keys {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeImmutableBuffer(key)
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `<command> <key> <flags> <exptime> <bytes>[ <cas unique>]\r\n<data>\r\n`, without `noreply`.
+    public static func writeStorage(_ request: StorageRequest, into buffer: inout ByteBuffer) {
+        switch request.mode {
+        case .set: buffer.writeStaticString("set ")
+        case .add: buffer.writeStaticString("add ")
+        case .replace: buffer.writeStaticString("replace ")
+        case .append: buffer.writeStaticString("append ")
+        case .prepend: buffer.writeStaticString("prepend ")
+        case .cas: buffer.writeStaticString("cas ")
+        }
+        buffer.writeImmutableBuffer(request.key)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeDecimal(UInt64(request.flags))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeDecimal(Int64(request.exptime))
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeDecimal(UInt64(request.data.readableBytes))
+        if request.mode == .cas {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeDecimal(request.casUnique)
+        }
+        buffer.writeStaticString("\r\n")
+        buffer.writeImmutableBuffer(request.data)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `delete <key>\r\n`.
+    public static func writeDelete(key: ByteBuffer, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("delete ")
+        buffer.writeImmutableBuffer(key)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `incr|decr <key> <delta>\r\n`, without `noreply`.
+    public static func writeArithmetic(_ request: ArithmeticRequest, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString(request.increment ? "incr " : "decr ")
+        buffer.writeImmutableBuffer(request.key)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeDecimal(request.delta)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `touch <key> <exptime>\r\n`, without `noreply`.
+    public static func writeTouch(key: ByteBuffer, exptime: Int32, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("touch ")
+        buffer.writeImmutableBuffer(key)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeDecimal(Int64(exptime))
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `flush_all[ <delay>]\r\n`, without `noreply`.
+    public static func writeFlushAll(delay: Int32?, into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("flush_all")
+        if let delay {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeDecimal(Int64(delay))
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `version\r\n`.
+    public static func writeVersion(into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("version\r\n")
+    }
+
+    /// `stats[ <argument>*]\r\n`.
+    public static func writeStats(arguments: [String], into buffer: inout ByteBuffer) {
+        buffer.writeStaticString("stats")
+        for argument in arguments {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeString(argument)
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `mg|md|ma <key> <flags>\r\n`, `ms <key> <bytes> <flags>\r\n<data>\r\n`, `me <key>[ b]\r\n` or `mn\r\n`.
+    ///
+    /// The flags go out in the order the client sent them, without `q`. A binary key (`b`) was base64-decoded by
+    /// the request decoder and is encoded again here.
+    public static func writeMeta(_ request: MetaRequest, into buffer: inout ByteBuffer) {
+        switch request.command {
+        case .noop:
+            buffer.writeStaticString("mn\r\n")
+            return
+        case .debug:
+            buffer.writeStaticString("me ")
+            writeMetaKey(request, into: &buffer)
+            if request.flags.keyIsBinary { buffer.writeStaticString(" b") }
+            buffer.writeStaticString("\r\n")
+            return
+        case .get: buffer.writeStaticString("mg ")
+        case .set: buffer.writeStaticString("ms ")
+        case .delete: buffer.writeStaticString("md ")
+        case .arithmetic: buffer.writeStaticString("ma ")
+        }
+        writeMetaKey(request, into: &buffer)
+        if request.command == .set {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeDecimal(UInt64(request.data?.readableBytes ?? 0))
+        }
+        for token in request.tokens where token.flag != UInt8(ascii: "q") {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeImmutableBuffer(token.token)
+        }
+        buffer.writeStaticString("\r\n")
+        if request.command == .set {
+            if let data = request.data { buffer.writeImmutableBuffer(data) }
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
+    /// True when the client sent the meta `q` flag: the proxy then withholds the replies memcached withholds in
+    /// quiet mode (such as `EN` of mg or `HD` of ms), which `writeMeta` asked the shard for all the same.
+    public static func metaRequestWasQuiet(_ request: MetaRequest) -> Bool {
+        request.tokens.contains { $0.flag == UInt8(ascii: "q") }
+    }
+
+    private static func writeMetaKey(_ request: MetaRequest, into buffer: inout ByteBuffer) {
+        if request.flags.keyIsBinary {
+            Base64Key.encode(request.key.readableBytesView, into: &buffer)
+        } else {
+            buffer.writeImmutableBuffer(request.key)
+        }
+    }
+}
