@@ -59,6 +59,9 @@ struct BenchCommand: AsyncParsableCommand {
     @Option(help: "Requests in flight per connection.")
     var pipeline = 1
 
+    @Flag(help: "Pin event-loop thread i to CPU i (Linux), as memcaslap pins its threads.")
+    var pinThreads = false
+
     @Option(
         help: "Open loop at this many requests per second in total, e.g. 5000, 5000/s or 300000/min.",
         transform: parseRate
@@ -281,6 +284,7 @@ struct BenchCommand: AsyncParsableCommand {
         plan.rate = rate
         plan.keys = keys
         plan.seed = seed
+        plan.pinThreads = pinThreads
         do {
             plan.distribution = try KeyDistribution(parsing: distribution)
         } catch {

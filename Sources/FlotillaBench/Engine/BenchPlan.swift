@@ -29,6 +29,8 @@ public struct BenchPlan: Sendable {
     public var keys: Int = 100_000
     public var distribution: KeyDistribution = .uniform
     public var seed: UInt64 = 1
+    /// Pin event-loop thread i to CPU i (modulo the CPU count), as memcaslap pins its threads.
+    public var pinThreads = false
 
     // memcache
     public var getRatio: Double = 0.9

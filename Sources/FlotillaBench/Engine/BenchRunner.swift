@@ -41,7 +41,17 @@ public enum BenchRunner {
         } catch {
             throw BenchRunError("cannot resolve '\(plan.target.host)': \(error)")
         }
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: plan.effectiveThreads)
+        let group: MultiThreadedEventLoopGroup
+        #if os(Linux)
+        if plan.pinThreads {
+            let cpus = System.coreCount
+            group = MultiThreadedEventLoopGroup(pinnedCPUIDs: (0..<plan.effectiveThreads).map { $0 % cpus })
+        } else {
+            group = MultiThreadedEventLoopGroup(numberOfThreads: plan.effectiveThreads)
+        }
+        #else
+        group = MultiThreadedEventLoopGroup(numberOfThreads: plan.effectiveThreads)
+        #endif
         do {
             let outcome = try await run(plan, address: address, group: group, progress: progress)
             try? await group.shutdownGracefully()

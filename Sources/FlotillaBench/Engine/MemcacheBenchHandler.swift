@@ -57,8 +57,9 @@ final class MemcacheBenchHandler: ChannelInboundHandler, BenchConnection {
     private var parser = MemcacheReplyParser()
     /// A reply line split across reads.
     private var leftover: ByteBuffer?
-    /// Requests written since the last flush.
-    private var outbound: ByteBuffer?
+    /// Requests written since the last flush; its storage is reused once the socket took it.
+    private var outbound = ByteBuffer()
+    private var unflushed = false
     /// VALUE lines seen for the get being answered.
     private var hits = 0
     private var closing = false
@@ -71,6 +72,7 @@ final class MemcacheBenchHandler: ChannelInboundHandler, BenchConnection {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        outbound = context.channel.allocator.buffer(capacity: 1024)
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -129,56 +131,48 @@ final class MemcacheBenchHandler: ChannelInboundHandler, BenchConnection {
     var acceptsRequests: Bool { !closing }
 
     func writeRequest(start: UInt64, now: UInt64) -> PendingRequest {
-        var buffer = takeOutbound()
+        unflushed = true
         let isGet = workload.getRatio >= 1 || (workload.getRatio > 0 && driver.random.nextUnit() < workload.getRatio)
         var keys: Int32 = 0
         if isGet {
-            buffer.writeStaticString("get ")
+            outbound.writeStaticString("get ")
             for index in 0..<workload.multiget {
-                if index > 0 { buffer.writeInteger(UInt8(ascii: " ")) }
-                driver.keyFormatter.write(driver.sampler.next(&driver.random), into: &buffer)
+                if index > 0 { outbound.writeInteger(UInt8(ascii: " ")) }
+                driver.keyFormatter.write(driver.sampler.next(&driver.random), into: &outbound)
             }
-            buffer.writeStaticString("\r\n")
+            outbound.writeStaticString("\r\n")
             keys = Int32(workload.multiget)
         } else {
-            writeSet(key: driver.sampler.next(&driver.random), into: &buffer)
+            writeSet(key: driver.sampler.next(&driver.random))
         }
-        outbound = buffer
         return PendingRequest(start: start, sent: now, keys: keys, user: -1)
     }
 
     func writePrefill(key index: Int, now: UInt64) -> PendingRequest {
-        var buffer = takeOutbound()
-        writeSet(key: index, into: &buffer)
-        outbound = buffer
+        unflushed = true
+        writeSet(key: index)
         return PendingRequest(start: now, sent: now, keys: 0, user: -1)
     }
 
     func flush() {
-        guard let buffer = outbound, let context else { return }
-        outbound = nil
-        context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        guard unflushed, let context else { return }
+        unflushed = false
+        context.writeAndFlush(wrapOutboundOut(outbound), promise: nil)
+        // Usually written at once: the storage is ours again and is reused without copying.
+        outbound.clear()
     }
 
     func close() {
         guard !closing else { return }
         closing = true
-        outbound = nil
+        unflushed = false
         context?.close(promise: nil)
     }
 
-    private func takeOutbound() -> ByteBuffer {
-        if let buffer = outbound {
-            outbound = nil
-            return buffer
-        }
-        return context?.channel.allocator.buffer(capacity: 1024) ?? ByteBuffer()
-    }
-
-    private func writeSet(key: Int, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString("set ")
-        driver.keyFormatter.write(key, into: &buffer)
-        buffer.writeBytes(workload.setSuffix)
-        buffer.writeBytes(workload.valueLine)
+    private func writeSet(key: Int) {
+        outbound.writeStaticString("set ")
+        driver.keyFormatter.write(key, into: &outbound)
+        outbound.writeBytes(workload.setSuffix)
+        outbound.writeBytes(workload.valueLine)
     }
 }
