@@ -93,6 +93,21 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The `flotilla cache-proxy` role: sharding, replication, failover in front of cache servers.
+        .target(
+            name: "FlotillaProxy",
+            dependencies: [
+                "FlotillaCore",
+                "FlotillaMemcache",
+                "FlotillaServer",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // `flotilla bench`: the load generator (memcache and HTTP/1.1 targets, open and closed loop).
         .target(
             name: "FlotillaBench",
@@ -114,6 +129,7 @@ let package = Package(
                 "FlotillaCore",
                 "FlotillaServer",
                 "FlotillaCache",
+                "FlotillaProxy",
                 "FlotillaBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),

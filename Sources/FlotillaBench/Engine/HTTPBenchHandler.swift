@@ -120,7 +120,7 @@ final class HTTPBenchHandler: ChannelInboundHandler, BenchConnection {
             break
         case .end:
             let failure: String? = status >= 500 ? "http_5xx" : status >= 400 ? "http_4xx" : nil
-            driver.complete(slot, now: NIODeadline.now().uptimeNanoseconds, failure: failure)
+            driver.complete(slot, via: self, now: NIODeadline.now().uptimeNanoseconds, failure: failure)
             if lastResponse, !closing {
                 // Keep-alive ends here (nginx does so every 1000 requests by default): reconnect.
                 slot.closeAnnounced = true

@@ -187,7 +187,14 @@ final class LoopDriver {
 
     /// Writes as many requests as the connection may have in flight now (not flushed).
     func fill(_ slot: ConnectionSlot, now: UInt64) {
-        guard running, let connection = slot.connection, connection.acceptsRequests else { return }
+        guard let connection = slot.connection else { return }
+        fill(slot, via: connection, now: now)
+    }
+
+    /// `fill` for a known connection type: the handlers call it with `self`, so that the hot path
+    /// is specialised and makes no existential calls.
+    func fill<Connection: BenchConnection>(_ slot: ConnectionSlot, via connection: Connection, now: UInt64) {
+        guard running, connection.acceptsRequests else { return }
         let window = plan.pipeline
         if slot.interval > 0 {
             while slot.pending.count < window {
@@ -216,7 +223,13 @@ final class LoopDriver {
     }
 
     /// The oldest request of `slot` got its answer at `now`. Writes the next ones (not flushed).
-    func complete(_ slot: ConnectionSlot, now: UInt64, failure: String?, hits: Int = 0) {
+    func complete<Connection: BenchConnection>(
+        _ slot: ConnectionSlot,
+        via connection: Connection,
+        now: UInt64,
+        failure: String?,
+        hits: Int = 0
+    ) {
         guard let request = slot.pending.popFirst() else {
             // An answer nobody asked for.
             protocolError(slot)
@@ -240,7 +253,7 @@ final class LoopDriver {
                 }
             }
         }
-        fill(slot, now: now)
+        fill(slot, via: connection, now: now)
     }
 
     /// The peer broke the protocol: the oldest request fails as "protocol", the connection is replaced.

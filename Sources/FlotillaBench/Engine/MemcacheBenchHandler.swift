@@ -103,12 +103,12 @@ final class MemcacheBenchHandler: ChannelInboundHandler, BenchConnection {
             case .end:
                 let found = hits
                 hits = 0
-                driver.complete(slot, now: now, failure: nil, hits: found)
+                driver.complete(slot, via: self, now: now, failure: nil, hits: found)
             case .stored:
-                driver.complete(slot, now: now, failure: nil)
+                driver.complete(slot, via: self, now: now, failure: nil)
             case .failure(let kind):
                 hits = 0
-                driver.complete(slot, now: now, failure: kind)
+                driver.complete(slot, via: self, now: now, failure: kind)
             case .malformed:
                 driver.protocolError(slot)
                 return

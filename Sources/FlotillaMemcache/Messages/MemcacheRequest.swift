@@ -73,6 +73,24 @@ public struct StorageRequest: Equatable {
     public var data: ByteBuffer
 
     public var operation: MemcacheOperation { mode.operation }
+
+    public init(
+        mode: Mode,
+        key: ByteBuffer,
+        flags: UInt32,
+        exptime: Int32,
+        casUnique: UInt64,
+        noreply: Bool,
+        data: ByteBuffer
+    ) {
+        self.mode = mode
+        self.key = key
+        self.flags = flags
+        self.exptime = exptime
+        self.casUnique = casUnique
+        self.noreply = noreply
+        self.data = data
+    }
 }
 
 extension StorageRequest.Mode {

@@ -1,0 +1,181 @@
+import FlotillaMemcache
+import FlotillaServer
+import NIOCore
+import NIOExtras
+
+/// The reply to one client request, filled in when the shards have answered. Replies leave in
+/// request order, whatever order the shards answer in.
+final class ReplySlot {
+    var bytes: ByteBuffer?
+    var done = false
+    let operation: MemcacheOperation
+    let start: UInt64
+    var failed = false
+
+    init(operation: MemcacheOperation, start: UInt64) {
+        self.operation = operation
+        self.start = start
+    }
+}
+
+/// One client connection of the proxy: decodes pipelined requests, hands each to the engine,
+/// and writes the replies in order as they complete.
+///
+/// Bounded: at most `maxPendingRequests` requests of a client are in progress; past that the
+/// handler stops reading from it until replies have gone out.
+final class ProxyConnectionHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    static let maxPendingRequests = 1024
+
+    private var decoder: MemcacheRequestDecoder
+    let context: ProxyContext
+    let shards: LoopShards
+    private let recorder: OperationRecorder.Shard
+    private var channelContext: ChannelHandlerContext?
+    private var inbound: ByteBuffer?
+    private var slots = CircularBuffer<ReplySlot>()
+    private var outbound = ByteBuffer()
+    private var paused = false
+    private var pendingRead = false
+    private var draining = false
+    private(set) var closing = false
+    /// A `quit` or a protocol error: close once the replies before it are out.
+    private var closeAfterReplies = false
+
+    init(decoder: MemcacheRequestDecoder, context: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard)
+    {
+        self.decoder = decoder
+        self.context = context
+        self.shards = shards
+        self.recorder = recorder
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        channelContext = context
+        outbound = context.channel.allocator.buffer(capacity: 4096)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        if inbound == nil {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        process()
+    }
+
+    /// Decodes and starts requests while the client has room.
+    private func process() {
+        guard !closing, !closeAfterReplies, inbound != nil else { return }
+        while slots.count < Self.maxPendingRequests, let request = decoder.decode(buffer: &inbound!) {
+            execute(request)
+            if closeAfterReplies || closing { break }
+        }
+        paused = slots.count >= Self.maxPendingRequests
+        if let buffer = inbound {
+            if buffer.readableBytes == 0 {
+                inbound = nil
+            } else if buffer.readerIndex > 64 * 1024 {
+                inbound!.discardReadBytes()
+            }
+        }
+        writeReady()
+    }
+
+    /// A new reply slot at the end of the queue.
+    func openSlot(_ operation: MemcacheOperation) -> ReplySlot {
+        let slot = ReplySlot(operation: operation, start: NIODeadline.now().uptimeNanoseconds)
+        slots.append(slot)
+        return slot
+    }
+
+    /// Fills `slot` (nil bytes: nothing to send, as for noreply) and writes what is ready.
+    func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, failed: Bool = false) {
+        guard !slot.done else { return }
+        slot.bytes = bytes
+        slot.done = true
+        slot.failed = failed
+        recorder.record(
+            slot.operation.rawValue,
+            nanoseconds: NIODeadline.now().uptimeNanoseconds &- slot.start,
+            failed: failed
+        )
+        if slots.first === slot { writeReady() }
+    }
+
+    func finish(_ slot: ReplySlot, line: String, failed: Bool = true) {
+        var buffer = ByteBuffer()
+        buffer.writeString(line)
+        buffer.writeStaticString("\r\n")
+        finish(slot, buffer, failed: failed)
+    }
+
+    /// Writes every completed reply at the head of the queue, in order.
+    private func writeReady() {
+        guard let context = channelContext else { return }
+        var wrote = false
+        while let slot = slots.first, slot.done {
+            slots.removeFirst()
+            if var bytes = slot.bytes {
+                outbound.writeBuffer(&bytes)
+                wrote = true
+            }
+        }
+        if wrote {
+            context.writeAndFlush(wrapOutboundOut(outbound), promise: nil)
+            outbound = context.channel.allocator.buffer(capacity: 4096)
+        }
+        if slots.isEmpty, closeAfterReplies || (draining && decoder.isIdle && inbound == nil) {
+            closing = true
+            context.close(promise: nil)
+            return
+        }
+        if paused, slots.count < Self.maxPendingRequests / 2 {
+            paused = false
+            process()
+            if pendingRead, !paused {
+                pendingRead = false
+                context.read()
+            }
+        }
+    }
+
+    /// Close the connection once every earlier reply is written.
+    func closeWhenReplied() {
+        closeAfterReplies = true
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            pendingRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent {
+            draining = true
+            writeReady()
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closing = true
+        channelContext = nil
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        context.close(promise: nil)
+    }
+}
+
+@available(*, unavailable)
+extension ProxyConnectionHandler: Sendable {}

@@ -1,0 +1,97 @@
+import FlotillaCore
+import FlotillaMemcache
+import Logging
+import NIOCore
+import Synchronization
+
+/// What every connection of the proxy shares: settings, placement, shard health and counters.
+final class ProxyContext: Sendable {
+    let configuration: ProxyConfiguration
+    let router: ShardRouter
+    let health: ShardHealth
+    let version: String
+    let startedAt = ContinuousClock.now
+    let counters = ProxyCounters()
+
+    init(configuration: ProxyConfiguration, router: ShardRouter, health: ShardHealth, version: String) {
+        self.configuration = configuration
+        self.router = router
+        self.health = health
+        self.version = version
+    }
+
+    /// The key's live replicas (first is the primary), walking past down shards.
+    func liveReplicas(_ key: ByteBuffer) -> ReplicaSet {
+        key.withUnsafeReadableBytes { bytes in
+            router.replicaSet(for: bytes) { self.health.isLive($0) }
+        }
+    }
+
+    /// The key's replicas when every shard is up.
+    func homeReplicas(_ key: ByteBuffer) -> ReplicaSet {
+        key.withUnsafeReadableBytes { bytes in router.replicaSet(for: bytes) }
+    }
+}
+
+/// Proxy-wide counters for `stats` and the admin API.
+final class ProxyCounters: Sendable {
+    enum Counter: Int, CaseIterable {
+        case getHits, getMisses, fallbackReads, readRepairs, replicationFailures, hintsQueued
+    }
+
+    private let values: [Cell] = Counter.allCases.map { _ in Cell() }
+
+    private final class Cell: Sendable {
+        let value = Atomic<UInt64>(0)
+    }
+
+    func add(_ counter: Counter, _ amount: UInt64 = 1) {
+        values[counter.rawValue].value.wrappingAdd(amount, ordering: .relaxed)
+    }
+
+    subscript(_ counter: Counter) -> UInt64 {
+        values[counter.rawValue].value.load(ordering: .relaxed)
+    }
+}
+
+/// This event loop's links to every shard, and a timer that expires their late requests.
+final class LoopShards {
+    let links: [ShardLink]
+    private var random = SplitMix(seed: UInt64(UInt(bitPattern: ObjectIdentifier(LoopShards.self).hashValue)))
+
+    init(links: [ShardLink], loop: any EventLoop, timeout: Duration) {
+        self.links = links
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let every = TimeAmount.milliseconds(max(5, min(100, milliseconds / 5)))
+        let bound = NIOLoopBound(links, eventLoop: loop)
+        loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
+            let now = NIODeadline.now().uptimeNanoseconds
+            for link in bound.value { link.expire(now: now) }
+        }
+    }
+
+    /// The replica to read from: of two random replicas, the one with fewer requests outstanding
+    /// from this loop ("the power of two choices").
+    func chooseReplica(_ replicas: ReplicaSet) -> Int {
+        if replicas.count <= 1 { return replicas.first ?? 0 }
+        let first = Int(random.next() % UInt64(replicas.count))
+        var second = Int(random.next() % UInt64(replicas.count - 1))
+        if second >= first { second += 1 }
+        let a = replicas[first]
+        let b = replicas[second]
+        return links[a].outstanding <= links[b].outstanding ? a : b
+    }
+}
+
+/// A tiny generator for replica choice.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,260 @@
+import FlotillaMemcache
+import NIOCore
+import NIOPosix
+
+/// Why a request to a shard got no reply.
+enum ShardFailure: Error, Sendable {
+    /// The shard is marked down.
+    case down
+    /// No reply within the deadline.
+    case timeout
+    /// Too many requests queued for the shard from this event loop.
+    case overloaded
+    /// The connection failed or closed before the reply.
+    case connection
+    /// The shard's bytes were not the protocol.
+    case protocolError
+
+    var message: String {
+        switch self {
+        case .down: "shard down"
+        case .timeout: "shard timeout"
+        case .overloaded: "shard queue full"
+        case .connection: "shard connection failed"
+        case .protocolError: "bad reply from shard"
+        }
+    }
+}
+
+typealias ShardCompletion = (Result<ShardReply, ShardFailure>) -> Void
+
+/// One request to a shard, waiting for its reply.
+struct ShardCall {
+    var request: ByteBuffer
+    var expected: ExpectedReply
+    var deadline: UInt64
+    var completion: ShardCompletion
+}
+
+/// This event loop's pipelined connection to one shard. Everything here runs on that loop, so
+/// requests from all the loop's clients share the connection without a lock, and a slow shard
+/// only ever holds up its own queue.
+final class ShardLink {
+    let shard: Int
+    private let loop: any EventLoop
+    private let address: SocketAddress
+    let health: ShardHealth
+    private let timeoutNanoseconds: UInt64
+    private let maxOutstanding: Int
+
+    private var connection: ShardChannelHandler?
+    private var connecting = false
+    private var flushScheduled = false
+    /// Requests waiting for the connection to open.
+    private var waiting = CircularBuffer<ShardCall>()
+    /// Requests written and not yet answered.
+    fileprivate var inFlight = CircularBuffer<ShardCall>()
+
+    init(
+        shard: Int,
+        loop: any EventLoop,
+        address: SocketAddress,
+        health: ShardHealth,
+        configuration: ProxyConfiguration
+    ) {
+        self.shard = shard
+        self.loop = loop
+        self.address = address
+        self.health = health
+        self.timeoutNanoseconds =
+            UInt64(max(configuration.shardTimeout.components.seconds, 0)) * 1_000_000_000
+            + UInt64(configuration.shardTimeout.components.attoseconds / 1_000_000_000)
+        self.maxOutstanding = configuration.maxOutstandingPerShard
+    }
+
+    /// Requests queued or in flight: the load measure of "two random choices".
+    var outstanding: Int { waiting.count + inFlight.count }
+
+    /// Sends `request` and calls `completion` on this loop with the reply or the failure.
+    func call(_ request: ByteBuffer, expecting expected: ExpectedReply, completion: @escaping ShardCompletion) {
+        guard health.isLive(shard) else {
+            completion(.failure(.down))
+            return
+        }
+        guard outstanding < maxOutstanding else {
+            completion(.failure(.overloaded))
+            return
+        }
+        let deadline = NIODeadline.now().uptimeNanoseconds &+ timeoutNanoseconds
+        let call = ShardCall(request: request, expected: expected, deadline: deadline, completion: completion)
+        if let connection {
+            connection.send(call)
+            inFlight.append(call)
+            scheduleFlush()
+        } else {
+            waiting.append(call)
+            connect()
+        }
+    }
+
+    /// Requests written during one event-loop tick leave in one write, after the tick's I/O.
+    private func scheduleFlush() {
+        guard !flushScheduled else { return }
+        flushScheduled = true
+        loop.assumeIsolated().execute {
+            self.flushScheduled = false
+            self.connection?.flushIfNeeded()
+        }
+    }
+
+    private func connect() {
+        guard !connecting else { return }
+        connecting = true
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        ClientBootstrap(group: loop)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.nanoseconds(Int64(timeoutNanoseconds)))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(ShardChannelHandler(link: bound.value))
+                }
+            }
+            .connect(to: address)
+            .whenComplete { result in
+                let link = bound.value
+                link.connecting = false
+                switch result {
+                case .success:
+                    break  // the handler's channelActive takes over
+                case .failure:
+                    link.health.recordFailure(link.shard, reason: "connect failed")
+                    link.failAll(.connection)
+                }
+            }
+    }
+
+    fileprivate func attached(_ handler: ShardChannelHandler) {
+        connection = handler
+        while let call = waiting.popFirst() {
+            handler.send(call)
+            inFlight.append(call)
+        }
+        handler.flushIfNeeded()
+    }
+
+    fileprivate func detached(_ handler: ShardChannelHandler) {
+        guard connection === handler else { return }
+        connection = nil
+        if outstanding > 0 { health.recordFailure(shard, reason: "connection closed") }
+        failAll(.connection)
+    }
+
+    fileprivate func received(_ reply: ShardReply) {
+        guard let call = inFlight.popFirst() else { return }
+        health.recordSuccess(shard)
+        call.completion(.success(reply))
+    }
+
+    private func failAll(_ failure: ShardFailure) {
+        let calls = Array(inFlight) + Array(waiting)
+        inFlight.removeAll()
+        waiting.removeAll()
+        for call in calls { call.completion(.failure(failure)) }
+    }
+
+    /// Fails the shard's requests past their deadline; the connection is replaced, since replies
+    /// still on their way would be out of step.
+    func expire(now: UInt64) {
+        let oldest = inFlight.first?.deadline ?? waiting.first?.deadline
+        guard let oldest, oldest < now else { return }
+        health.recordFailure(shard, reason: "timeout")
+        let handler = connection
+        connection = nil
+        failAll(.timeout)
+        handler?.close()
+    }
+
+    /// Closes the connection (shutdown).
+    func close() {
+        connection?.close()
+    }
+}
+
+/// The channel handler of a shard connection: writes requests, decodes replies in order.
+final class ShardChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let link: ShardLink
+    private var context: ChannelHandlerContext?
+    private var decoder = MemcacheReplyDecoder()
+    private var inbound: ByteBuffer?
+    private var outbound = ByteBuffer()
+    private var closed = false
+
+    init(link: ShardLink) {
+        self.link = link
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        outbound = context.channel.allocator.buffer(capacity: 4096)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        link.attached(self)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        closed = true
+        link.detached(self)
+        context.fireChannelInactive()
+    }
+
+    func send(_ call: ShardCall) {
+        var request = call.request
+        outbound.writeBuffer(&request)
+    }
+
+    func flushIfNeeded() {
+        guard outbound.readableBytes > 0, let context, !closed else { return }
+        context.writeAndFlush(wrapOutboundOut(outbound), promise: nil)
+        outbound.clear()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !closed else { return }
+        var bytes = unwrapInboundIn(data)
+        if inbound == nil {
+            inbound = bytes
+        } else {
+            inbound!.writeBuffer(&bytes)
+        }
+        do {
+            while let expected = link.inFlight.first?.expected,
+                let reply = try decoder.decode(&inbound!, expecting: expected)
+            {
+                link.received(reply)
+                if closed { return }
+            }
+        } catch {
+            link.health.recordFailure(link.shard, reason: "\(error)")
+            close()
+            return
+        }
+        if inbound!.readableBytes == 0 {
+            inbound = nil
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        close()
+    }
+
+    func close() {
+        guard !closed else { return }
+        closed = true
+        context?.close(promise: nil)
+    }
+}
