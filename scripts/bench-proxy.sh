@@ -1,0 +1,161 @@
+#!/usr/bin/env bash
+# bench-proxy.sh — `flotilla cache-proxy` against nutcracker (twemproxy), side by side, in one run.
+#
+# Two memcached servers (one thread each) are started on loopback; nutcracker (Debian's package,
+# ketama placement, fnv1a_64) and `flotilla cache-proxy` both front the same two. The proxy runs
+# with one event-loop thread, as nutcracker has one, and twice: with --replicas 1 (like for like:
+# ketama placement, no replication) and with --replicas 2 --consistency quorum (what nutcracker does
+# not do: every write goes to both servers). Each pair is measured with
+# `flotilla bench --compare NUTCRACKER PROXY` (alternating rounds, 90 % get / 10 % set, 100-byte
+# values, prefilled keys) at 32 and at 4 connections; medians and ratios proxy/nutcracker.
+# With --write the section between <!-- bench-proxy:begin --> and <!-- bench-proxy:end --> of
+# docs/benchmarks.md is replaced.
+#
+# Usage: scripts/bench-proxy.sh [--rounds 3] [--duration 5s] [--write]
+# Environment: FLOTILLA_BIN (default: builds .build-release/release/flotilla), KEEP_LOGS=1
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+doc="${repo}/docs/benchmarks.md"
+rounds=3
+duration=5s
+write=0
+
+usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
+die() { printf 'bench-proxy: error: %s\n' "$*" >&2; exit 2; }
+say() { printf 'bench-proxy: %s\n' "$*" >&2; }
+
+while (($# > 0)); do
+    case "$1" in
+        --rounds) rounds="${2:?}"; shift 2 ;;
+        --duration) duration="${2:?}"; shift 2 ;;
+        --write) write=1; shift ;;
+        -h|--help) usage; exit 0 ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+    esac
+done
+[[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
+[[ "$duration" =~ ^[1-9][0-9]*s$ ]] || die "--duration must look like 5s"
+
+for tool in memcached nutcracker python3; do
+    command -v "$tool" >/dev/null || die "$tool not found (apt-get install memcached nutcracker)"
+done
+
+flotilla="${FLOTILLA_BIN:-}"
+if [[ -z "$flotilla" ]]; then
+    say "building a release flotilla"
+    swift build -c release --product flotilla --scratch-path "${repo}/.build-release" >&2
+    flotilla="${repo}/.build-release/release/flotilla"
+fi
+[[ -x "$flotilla" ]] || die "flotilla binary not found at $flotilla"
+[[ "$write" == 0 || "$flotilla" != */debug/* ]] || die "--write needs a release build"
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")"
+pids=()
+cleanup() {
+    local pid
+    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+    if [[ -n "${KEEP_LOGS:-}" ]]; then say "logs kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+read -r mc1 mc2 nc ncstats p1 p2 < <(python3 -c '
+import socket
+ss = [socket.socket() for _ in range(6)]
+for s in ss: s.bind(("127.0.0.1", 0))
+print(*[s.getsockname()[1] for s in ss])
+')
+user_flag=()
+[[ "$(id -u)" == 0 ]] && user_flag=(-u nobody)
+for port in "$mc1" "$mc2"; do
+    memcached "${user_flag[@]}" -t 1 -m 256 -U 0 -l 127.0.0.1 -p "$port" &
+    pids+=($!)
+done
+cat >"$work/nutcracker.yml" <<EOF
+bench:
+  listen: 127.0.0.1:${nc}
+  hash: fnv1a_64
+  distribution: ketama
+  auto_eject_hosts: false
+  redis: false
+  servers:
+   - 127.0.0.1:${mc1}:1
+   - 127.0.0.1:${mc2}:1
+EOF
+nutcracker -c "$work/nutcracker.yml" -s "$ncstats" -a 127.0.0.1 -p "$work/nutcracker.pid" -o "$work/nutcracker.log" &
+pids+=($!)
+shards="127.0.0.1:${mc1},127.0.0.1:${mc2}"
+proxy_common=(cache-proxy --threads 1 --shards "$shards" --admin 127.0.0.1:0 --log-format json)
+"$flotilla" "${proxy_common[@]}" --listen "127.0.0.1:${p1}" --replicas 1 --distribution ketama 2>"$work/proxy1.log" &
+pids+=($!)
+"$flotilla" "${proxy_common[@]}" --listen "127.0.0.1:${p2}" --replicas 2 --consistency quorum 2>"$work/proxy2.log" &
+pids+=($!)
+sleep 1
+
+results=()
+for replicas in 1 2; do
+    port_var="p${replicas}"
+    for conns in 32 4; do
+        out="$work/compare-r${replicas}-c${conns}.json"
+        say "nutcracker vs cache-proxy --replicas ${replicas}, ${conns} connections, ${rounds} rounds of ${duration}"
+        "$flotilla" bench --compare "memcache://127.0.0.1:${nc}" "memcache://127.0.0.1:${!port_var}" \
+            --rounds "$rounds" --duration "$duration" --warmup 1s --connections "$conns" --threads 1 \
+            --keys 10000 --json --quiet >"$out" || die "flotilla bench failed (see $out)"
+        results+=("${replicas}:${conns}:${out}")
+    done
+done
+
+export BP_RESULTS="${results[*]}" BP_ROUNDS="$rounds" BP_DURATION="$duration"
+export BP_VERSIONS="nutcracker $(nutcracker --version 2>&1 | head -n 1 | awk '{print $NF}'); $(memcached -V)"
+table="$(python3 - <<'PY'
+import json, os
+rows = []
+for item in os.environ["BP_RESULTS"].split():
+    replicas, conns, path = item.split(":", 2)
+    data = json.load(open(path))
+    a, b, r = data["a"]["median"], data["b"]["median"], data["ratio"]
+    rows.append(f"| {replicas} | {conns} | {a['throughput']:,.0f} | {b['throughput']:,.0f} | **{r['throughput']:.2f}** "
+                f"| {a['p99']:,.0f} | {b['p99']:,.0f} | {r['p99']:.2f} |")
+print("| proxy --replicas | connections | nutcracker req/s | proxy req/s | proxy / nutcracker | nutcracker p99 (µs) | proxy p99 (µs) | p99 ratio |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+print("\n".join(rows))
+PY
+)"
+printf '%s\n' "$table"
+
+if ((write)); then
+    export BP_TABLE="$table" BP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" BP_CPUS="$(nproc)"
+    python3 - "$doc" <<'PY'
+import os, sys
+path = sys.argv[1]
+text = open(path).read()
+begin, end = "<!-- bench-proxy:begin -->", "<!-- bench-proxy:end -->"
+e = os.environ
+body = "\n".join([
+    begin,
+    f"Measured {e['BP_DATE']} on {e['BP_CPUS']} cores; {e['BP_VERSIONS']}.",
+    "",
+    f"- Reproduce: `scripts/bench-proxy.sh --rounds {e['BP_ROUNDS']} --duration {e['BP_DURATION']} --write`",
+    "- Each row: `flotilla bench --compare memcache://NUTCRACKER memcache://PROXY --rounds "
+    f"{e['BP_ROUNDS']} --duration {e['BP_DURATION']} --warmup 1s --connections N --threads 1 --keys 10000` "
+    "(90 % get / 10 % set, 100-byte values, keys prefilled); medians over the rounds.",
+    "- Both proxies front the same two `memcached -t 1`; the proxy runs `--threads 1` like nutcracker's single "
+    "thread, with `--replicas 1 --distribution ketama` (same placement as nutcracker) and with "
+    "`--replicas 2 --consistency quorum` (each write on both servers, which nutcracker cannot do).",
+    "",
+    e["BP_TABLE"],
+    end,
+])
+if begin in text:
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    text = head + body + tail
+else:
+    text = text.rstrip("\n") + "\n\n## `flotilla cache-proxy` vs nutcracker\n\n" + body + "\n"
+open(path, "w").write(text)
+PY
+    say "wrote the bench-proxy section of docs/benchmarks.md"
+fi
