@@ -109,7 +109,8 @@ for replicas in 1 2; do
 done
 
 export BP_RESULTS="${results[*]}" BP_ROUNDS="$rounds" BP_DURATION="$duration"
-export BP_VERSIONS="nutcracker $(nutcracker --version 2>&1 | head -n 1 | awk '{print $NF}'); $(memcached -V)"
+BP_VERSIONS="nutcracker $(nutcracker --version 2>&1 | head -n 1 | awk '{print $NF}'); $(memcached -V)"
+export BP_VERSIONS
 table="$(python3 - <<'PY'
 import json, os
 rows = []
@@ -127,7 +128,9 @@ PY
 printf '%s\n' "$table"
 
 if ((write)); then
-    export BP_TABLE="$table" BP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')" BP_CPUS="$(nproc)"
+    BP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
+    BP_CPUS="$(nproc)"
+    export BP_TABLE="$table" BP_DATE BP_CPUS
     python3 - "$doc" <<'PY'
 import os, sys
 path = sys.argv[1]

@@ -26,7 +26,7 @@ final class PeerProcess {
 
     let name: String
     private let process: Process
-    private let stderrLog: StderrLog
+    let stderrLog: StderrLog
 
     private init(name: String, process: Process, stderrLog: StderrLog) {
         self.name = name
@@ -130,7 +130,7 @@ final class PeerProcess {
 
     // MARK: Process control
 
-    private static func launch(name: String, path: String, arguments: [String]) throws -> PeerProcess {
+    static func launch(name: String, path: String, arguments: [String]) throws -> PeerProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -219,7 +219,7 @@ final class PeerProcess {
 }
 
 /// Collects a child's stderr line by line on a background thread and recognises flotilla's "listening" lines.
-private final class StderrLog: @unchecked Sendable {
+final class StderrLog: @unchecked Sendable {
     // Guards every stored property below; the drain thread writes while test threads read.
     private let condition = NSCondition()
     private var lines: [String] = []
