@@ -121,7 +121,14 @@ struct CacheProxyCommand: AsyncParsableCommand {
                 "slo": common.slo?.description ?? "",
             ]
         )
-        try await RoleRunner.run(role: proxy, info: info, options: common, environment: environment, refreshMetrics: {})
+        try await RoleRunner.run(
+            role: proxy,
+            info: info,
+            options: common,
+            environment: environment,
+            shards: proxy,
+            refreshMetrics: {}
+        )
     }
 }
 

@@ -59,6 +59,7 @@ enum RoleRunner {
         info: RoleInfo,
         options: CommonOptions,
         environment: Environment,
+        shards: (any ShardAdminSource)? = nil,
         refreshMetrics: @escaping @Sendable () async -> Void
     ) async throws {
         let admin = AdminService(
@@ -70,6 +71,7 @@ enum RoleRunner {
             metricsFactory: environment.metricsFactory,
             group: environment.group,
             logger: environment.logger,
+            shards: shards,
             refreshMetrics: refreshMetrics
         )
         // Services stop in reverse order: the role drains first while the admin listener keeps

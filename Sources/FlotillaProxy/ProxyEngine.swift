@@ -275,7 +275,7 @@ extension ProxyConnectionHandler {
         let slot = openSlot(operation)
         let live = context.liveReplicas(key)
         for home in context.homeReplicas(key) where !context.health.isLive(home) {
-            context.health.addHint(home, request: request)
+            context.health.addHint(home, key: key)
             context.counters.add(.hintsQueued)
         }
         guard !live.isEmpty else {
@@ -295,10 +295,9 @@ extension ProxyConnectionHandler {
                     gather.acknowledge(replica, reply)
                 case .success, .failure:
                     gather.failures += 1
-                    if case .failure = result {
-                        // Retries are spent: keep the write for when the replica answers again.
-                        self.context.health.addHint(replica, request: request)
-                    }
+                    // Retries are spent: the replica may have missed the write; the supervisor
+                    // copies the key's current value to it once it answers again.
+                    self.context.health.addHint(replica, key: key)
                 }
                 guard !gather.replied, !slot.done else { return }
                 if let reply = gather.decided {
@@ -309,7 +308,8 @@ extension ProxyConnectionHandler {
                     gather.replied = true
                     self.context.counters.add(.replicationFailures)
                     let line =
-                        "SERVER_ERROR replication failed: \(gather.acknowledged) of \(gather.total) replicas answered"
+                        "SERVER_ERROR replication failed: \(gather.failures) of \(gather.total) replicas failed, "
+                        + "\(gather.required) must acknowledge"
                     self.finish(slot, self.lineBuffer(line), failed: true)
                 }
             }

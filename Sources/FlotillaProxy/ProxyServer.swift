@@ -8,7 +8,7 @@ import ServiceLifecycle
 
 /// `flotilla cache-proxy`: a memcached-protocol proxy that shards keys over cache servers and
 /// replicates each on N of them, as a `Service`.
-public final class ProxyServer: Service, Sendable {
+public final class ProxyServer: Service, ShardAdminSource, Sendable {
     /// The operations the proxy records, in `MemcacheOperation` order.
     public static let operations = MemcacheOperation.allCases.map(\.name)
 
@@ -17,6 +17,9 @@ public final class ProxyServer: Service, Sendable {
     private let group: any EventLoopGroup
     private let addresses: [SocketAddress]
     private let logger: Logger
+    /// Requests to each shard, by shard index.
+    private let traffic: OperationRecorder
+    private let loopShards: [NIOLoopBound<LoopShards>]
 
     public init(
         configuration: ProxyConfiguration,
@@ -45,6 +48,7 @@ public final class ProxyServer: Service, Sendable {
             logger: logger
         )
         let context = ProxyContext(configuration: configuration, router: router, health: health, version: version)
+        let traffic = OperationRecorder(operations: configuration.shards.map(\.address), group: group)
         var loopShards: [ObjectIdentifier: NIOLoopBound<LoopShards>] = [:]
         for loop in group.makeIterator() {
             loopShards[ObjectIdentifier(loop)] = try loop.submit {
@@ -54,7 +58,8 @@ public final class ProxyServer: Service, Sendable {
                         loop: loop,
                         address: addresses[index],
                         health: health,
-                        configuration: configuration
+                        configuration: configuration,
+                        traffic: traffic.shard(on: loop)
                     )
                 }
                 return NIOLoopBound(
@@ -70,6 +75,8 @@ public final class ProxyServer: Service, Sendable {
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
         serverConfiguration.drainTimeout = configuration.drainTimeout
         self.context = context
+        self.traffic = traffic
+        self.loopShards = Array(loopShards.values)
         self.group = group
         self.addresses = addresses
         self.logger = logger
@@ -97,16 +104,18 @@ public final class ProxyServer: Service, Sendable {
     public func run() async throws {
         try await withThrowingDiscardingTaskGroup { tasks in
             tasks.addTask { try await self.server.run() }
-            tasks.addTask { await self.probeDownShards() }
-            // The prober ends with the listener: graceful shutdown cancels it.
+            tasks.addTask { await self.superviseShards() }
+            // The supervisor ends with the listener: graceful shutdown cancels it.
         }
     }
 
-    /// Brings back shards marked down: a probe with backoff (100 ms doubling to 2 s, jittered);
-    /// when one answers, the writes it missed are replayed in order (or, if some were lost to
-    /// a full hint queue, the shard is flushed so that it cannot serve stale data), then it serves
-    /// again.
-    private func probeDownShards() async {
+    /// Brings back shards marked down, and repairs the keys a shard that is up missed.
+    ///
+    /// A down shard is probed with backoff (100 ms doubling to 2 s, jittered). When it answers,
+    /// every key it missed is repaired before it serves again (and once more after, for writes
+    /// that raced the switch); if some hints were lost to a full queue it is flushed instead, so
+    /// that it cannot serve stale data.
+    private func superviseShards() async {
         var nextProbe: [Int: (at: ContinuousClock.Instant, backoff: Duration)] = [:]
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             let now = ContinuousClock.now
@@ -117,11 +126,12 @@ public final class ProxyServer: Service, Sendable {
                     nextProbe[shard] = nil
                 } else {
                     let backoff = min(entry.backoff * 2, .seconds(2))
-                    let jitter = Duration.milliseconds(
-                        Int64.random(in: 0...Int64(backoff.components.seconds * 250 + 50))
-                    )
+                    let jitter = Duration.milliseconds(Int64.random(in: 0...(backoff.nanoseconds / 4_000_000 + 50)))
                     nextProbe[shard] = (ContinuousClock.now + backoff + jitter, backoff)
                 }
+            }
+            for shard in context.health.shardsWithHints() where context.health.isLive(shard) {
+                await repairLive(shard)
             }
             try? await Task.sleep(for: .milliseconds(50))
         }
@@ -130,58 +140,264 @@ public final class ProxyServer: Service, Sendable {
     /// One probe of a down shard; true when it serves again.
     private func restore(_ shard: Int) async -> Bool {
         let timeout = context.configuration.shardTimeout
+        var probes = ProbePool(addresses: addresses, group: group, timeout: timeout)
+        defer { probes.closeAll() }
         do {
-            let client = try await ShardProbe.connect(to: addresses[shard], group: group, timeout: timeout)
-            defer { client.close() }
-            guard try await client.roundTrip(ByteBuffer(string: "version\r\n"), timeout: timeout).hasPrefix("VERSION")
+            let target = try await probes.probe(shard)
+            guard
+                case .line(let line) = try await target.request(versionRequest, expecting: .version, timeout: timeout),
+                line.status == .version
             else { return false }
-            let (hints, overflowed) = context.health.takeHints(shard)
-            if overflowed {
-                logger.warning(
-                    "shard missed more writes than the hint queue holds: flushing it before it serves",
-                    metadata: ["shard": "\(context.configuration.shards[shard].address)"]
-                )
-                _ = try await client.roundTrip(ByteBuffer(string: "flush_all\r\n"), timeout: timeout)
-            } else {
-                for hint in hints {
-                    _ = try await client.roundTrip(hint.request, timeout: timeout)
+            var repaired = 0
+            for _ in 0..<5 {
+                let (hints, overflowed) = context.health.takeHints(shard)
+                if overflowed {
+                    logger.warning(
+                        "shard missed more writes than the hint queue holds: flushing it before it serves",
+                        metadata: ["shard": "\(context.configuration.shards[shard].address)"]
+                    )
+                    _ = try await target.request(flushRequest, expecting: .line, timeout: timeout)
+                }
+                if hints.isEmpty, !overflowed { break }
+                var start = 0
+                while start < hints.count {
+                    let batch = hints[start..<min(start + Self.repairBatch, hints.count)].map(\.key)
+                    do {
+                        try await repair(batch, on: shard, probes: &probes, removeStandIns: true)
+                    } catch {
+                        // Keep what is not repaired for the next probe.
+                        for left in hints[start...] { context.health.addHint(shard, key: left.key) }
+                        throw error
+                    }
+                    repaired += batch.count
+                    start += batch.count
                 }
             }
-            context.health.markUp(shard, replayed: overflowed ? 0 : hints.count)
+            context.health.markUp(shard, replayed: repaired)
+            // Writes that were hinted while it switched back: the shard is live now, repair them too.
+            await repairLive(shard)
             return true
         } catch {
             return false
         }
     }
 
-    /// Per-shard state, for the admin API.
-    public struct ShardStatus: Sendable {
-        public var address: String
-        public var up: Bool
-        public var pendingHints: Int
-        public var hintsReplayed: UInt64
-        public var hintsDropped: UInt64
-        public var timesMarkedDown: UInt64
+    /// Repairs the hints of a shard that is up (writes that failed on it without marking it down).
+    private func repairLive(_ shard: Int) async {
+        let (hints, overflowed) = context.health.takeHints(shard)
+        guard !hints.isEmpty || overflowed else { return }
+        var probes = ProbePool(addresses: addresses, group: group, timeout: context.configuration.shardTimeout)
+        defer { probes.closeAll() }
+        var repaired = 0
+        var start = 0
+        while start < hints.count {
+            let batch = hints[start..<min(start + Self.repairBatch, hints.count)].map(\.key)
+            do {
+                try await repair(batch, on: shard, probes: &probes, removeStandIns: false)
+                repaired += batch.count
+            } catch {
+                // Still failing: keep the hints; the shard will be marked down or the next pass succeeds.
+                for key in batch { context.health.addHint(shard, key: key) }
+            }
+            start += batch.count
+        }
+        if overflowed {
+            _ = try? await probes.probe(shard).request(
+                flushRequest,
+                expecting: .line,
+                timeout: context.configuration.shardTimeout
+            )
+        }
+        context.health.recordRepaired(shard, count: repaired)
     }
 
-    public func shardStatus() -> [ShardStatus] {
-        context.health.snapshot().enumerated().map { index, state in
-            ShardStatus(
+    /// Keys repaired per pipelined batch.
+    static let repairBatch = 256
+
+    /// Makes `shard` hold each key's current value: copied from the first live replica that has
+    /// it (its other home replicas first, then the stand-ins that served while it was down), or
+    /// deleted when none has it. A client write can land between the copy's read and its write:
+    /// the copy then re-reads the source's CAS unique and copies again for every key that changed
+    /// meanwhile (a few times; a key still changing keeps its hint). With `removeStandIns`, the
+    /// stand-ins' copies are deleted after, so that they cannot resurface as stale values in a
+    /// later outage. Requests are pipelined per shard, a batch at a time.
+    private func repair(_ keys: [ByteBuffer], on shard: Int, probes: inout ProbePool, removeStandIns: Bool) async throws
+    {
+        let timeout = context.configuration.shardTimeout
+        var holders: [ByteBuffer: [Int]] = [:]
+        var standIns: [ByteBuffer: [Int]] = [:]
+        for key in keys {
+            let home = context.homeReplicas(key)
+            let live = key.withUnsafeReadableBytes { bytes in
+                context.router.replicaSet(for: bytes) { $0 != shard && self.context.health.isLive($0) }
+            }
+            holders[key] = live.filter { home.contains($0) } + live.filter { !home.contains($0) }
+            standIns[key] = live.filter { !home.contains($0) }
+        }
+        var pending = keys
+        for _ in 0..<4 where !pending.isEmpty {
+            // Each key's value and CAS unique, asking its holders in order, one round per rank.
+            var found: [ByteBuffer: (holder: Int, value: MetaReply)] = [:]
+            var unresolved = pending
+            var rank = 0
+            while !unresolved.isEmpty {
+                var byHolder: [Int: [ByteBuffer]] = [:]
+                for key in unresolved where rank < holders[key, default: []].count {
+                    byHolder[holders[key]![rank], default: []].append(key)
+                }
+                if byHolder.isEmpty { break }
+                var stillMissing: [ByteBuffer] = []
+                for (holder, asked) in byHolder {
+                    let replies = try await probes.probe(holder).pipeline(
+                        asked.map { metaRequest("mg", $0, flags: " b v f t c") },
+                        expecting: .meta,
+                        timeout: timeout
+                    )
+                    for (key, reply) in zip(asked, replies) {
+                        if case .meta(let meta) = reply, meta.code == "VA" {
+                            found[key] = (holder, meta)
+                        } else {
+                            stillMissing.append(key)
+                        }
+                    }
+                }
+                unresolved = stillMissing
+                rank += 1
+            }
+            // Write the values (or delete the keys) on the shard.
+            var writes: [ByteBuffer] = []
+            for key in pending {
+                writes.append(found[key].map { copyRequest(key, $0.value) } ?? metaRequest("md", key, flags: " b"))
+            }
+            _ = try await probes.probe(shard).pipeline(writes, expecting: .meta, timeout: timeout)
+            // Re-read the sources: a key whose CAS (or presence) changed is copied again.
+            var changed: [ByteBuffer] = []
+            var bySource: [Int: [ByteBuffer]] = [:]
+            for key in pending {
+                if let source = found[key]?.holder ?? holders[key]?.first {
+                    bySource[source, default: []].append(key)
+                }
+            }
+            for (source, asked) in bySource {
+                let replies = try await probes.probe(source).pipeline(
+                    asked.map { metaRequest("mg", $0, flags: " b c") },
+                    expecting: .meta,
+                    timeout: timeout
+                )
+                for (key, reply) in zip(asked, replies) {
+                    let now = Self.casToken(reply)
+                    let before = found[key].flatMap { Self.casToken(.meta($0.value)) }
+                    if now != before { changed.append(key) }
+                }
+            }
+            pending = changed
+        }
+        for key in pending {
+            // Still changing under load: keep the hint for the next pass.
+            context.health.addHint(shard, key: key)
+        }
+        guard removeStandIns else { return }
+        var deletes: [Int: [ByteBuffer]] = [:]
+        for key in keys {
+            for standIn in standIns[key, default: []] {
+                deletes[standIn, default: []].append(metaRequest("md", key, flags: " b"))
+            }
+        }
+        for (standIn, requests) in deletes {
+            _ = try await probes.probe(standIn).pipeline(requests, expecting: .meta, timeout: timeout)
+        }
+    }
+
+    /// `ms` copying a value read with `mg … v f t`: same data, client flags and remaining TTL.
+    private func copyRequest(_ key: ByteBuffer, _ value: MetaReply) -> ByteBuffer {
+        var data = value.data ?? ByteBuffer()
+        var flags = " b"
+        for token in value.flags {
+            let text = String(buffer: token)
+            if text.hasPrefix("f") { flags += " F" + text.dropFirst() }
+            if text.hasPrefix("t"), let ttl = Int(text.dropFirst()), ttl > 0 { flags += " T\(ttl)" }
+        }
+        var request = metaRequest("ms", key, flags: " \(data.readableBytes)" + flags)
+        request.writeBuffer(&data)
+        request.writeStaticString("\r\n")
+        return request
+    }
+
+    /// The `c<unique>` flag of a meta reply; nil for a miss.
+    private static func casToken(_ reply: ShardReply) -> String? {
+        guard case .meta(let meta) = reply, meta.code == "VA" || meta.code == "HD" else { return nil }
+        for token in meta.flags where token.readableBytesView.first == UInt8(ascii: "c") {
+            return String(buffer: token)
+        }
+        return ""
+    }
+
+    private var versionRequest: ByteBuffer { ByteBuffer(string: "version\r\n") }
+    private var flushRequest: ByteBuffer { ByteBuffer(string: "flush_all\r\n") }
+
+    /// `<command> <base64 key><flags>\r\n`: base64 so that any key bytes travel safely.
+    private func metaRequest(_ command: String, _ key: ByteBuffer, flags: String) -> ByteBuffer {
+        var request = ByteBuffer()
+        request.writeString(command)
+        request.writeStaticString(" ")
+        Base64Key.encode(key.readableBytesView, into: &request)
+        request.writeString(flags)
+        request.writeStaticString("\r\n")
+        return request
+    }
+
+    /// Per-shard state for `/v1/shards`: health, traffic from every event loop, outstanding requests.
+    public func shardStates() async -> [ShardAdminState] {
+        let health = context.health.snapshot()
+        let traffic = await traffic.snapshot()
+        var outstanding = Array(repeating: 0, count: health.count)
+        for bound in loopShards {
+            let counts = try? await bound.eventLoop.submit { bound.value.links.map(\.outstanding) }.get()
+            for (index, count) in (counts ?? []).enumerated() { outstanding[index] += count }
+        }
+        return health.indices.map { index in
+            ShardAdminState(
                 address: context.configuration.shards[index].address,
-                up: !state.down,
-                pendingHints: state.pendingHints,
-                hintsReplayed: state.hintsReplayed,
-                hintsDropped: state.hintsDropped,
-                timesMarkedDown: state.markedDown
+                up: !health[index].down,
+                traffic: traffic[index],
+                outstanding: outstanding[index],
+                pendingHints: health[index].pendingHints,
+                hintsReplayed: health[index].hintsReplayed,
+                timesMarkedDown: health[index].markedDown
             )
         }
     }
 
     /// The shards of `key`, primary first, as routed now (down shards skipped).
-    public func route(_ key: String) -> [String] {
+    public func route(key: String) -> [String] {
         var buffer = ByteBuffer()
         buffer.writeString(key)
         return context.liveReplicas(buffer).map { context.configuration.shards[$0].address }
+    }
+}
+
+/// The prober's connections, one per shard, opened on first use.
+private struct ProbePool {
+    let addresses: [SocketAddress]
+    let group: any EventLoopGroup
+    let timeout: Duration
+    private var open: [Int: ShardProbe] = [:]
+
+    init(addresses: [SocketAddress], group: any EventLoopGroup, timeout: Duration) {
+        self.addresses = addresses
+        self.group = group
+        self.timeout = timeout
+    }
+
+    mutating func probe(_ shard: Int) async throws -> ShardProbe {
+        if let probe = open[shard] { return probe }
+        let probe = try await ShardProbe.connect(to: addresses[shard], group: group, timeout: timeout)
+        open[shard] = probe
+        return probe
+    }
+
+    func closeAll() {
+        for probe in open.values { probe.close() }
     }
 }
 

@@ -1,15 +1,20 @@
+import FlotillaMemcache
 import Logging
 import NIOCore
 import Synchronization
 
-/// Whether each shard is up, shared by every event loop; and the writes a down shard missed.
+/// Whether each shard is up, shared by every event loop; and the keys whose writes a shard missed.
 ///
 /// A shard is marked down after `failureLimit` consecutive failures (timeouts, refused or lost
-/// connections) and stays down until a probe reaches it and its hints are replayed.
+/// connections) and stays down until a probe reaches it and its hints are repaired.
+///
+/// A hint is a key, not a write: repairing it copies the key's current value from a replica that
+/// has it (or deletes the key when none has), so hints can be repaired in any order and a write
+/// that failed long ago can never overwrite a newer one.
 public final class ShardHealth: Sendable {
-    /// One write a down shard missed, to replay in order when it returns.
+    /// A key whose writes a shard missed.
     struct Hint: Sendable {
-        var request: ByteBuffer
+        var key: ByteBuffer
     }
 
     private struct State {
@@ -17,6 +22,8 @@ public final class ShardHealth: Sendable {
         var down = false
         var downSince: NIODeadline?
         var hints: [Hint] = []
+        /// The keys in `hints`, so that a key written many times is repaired once.
+        var hinted: Set<ByteBuffer> = []
         /// Hints were dropped (queue full): the shard's data cannot be trusted on return.
         var hintsOverflowed = false
         var hintsReplayed: UInt64 = 0
@@ -78,16 +85,25 @@ public final class ShardHealth: Sendable {
         }
     }
 
-    /// Keeps a write for a down shard; the oldest is dropped when the queue is full.
-    func addHint(_ shard: Int, request: ByteBuffer) {
+    /// Remembers that `shard` missed a write of `key`. When the queue is full the key is not kept
+    /// and the shard is marked as having lost hints: it is flushed before it serves again.
+    func addHint(_ shard: Int, key: ByteBuffer) {
         states.withLock { states in
-            if states[shard].hints.count >= maxHints {
-                states[shard].hints.removeFirst()
+            guard !states[shard].hinted.contains(key) else { return }
+            guard states[shard].hints.count < maxHints else {
                 states[shard].hintsOverflowed = true
                 states[shard].hintsDropped += 1
+                return
             }
-            states[shard].hints.append(Hint(request: request))
+            let owned = ByteBuffer(buffer: key)
+            states[shard].hinted.insert(owned)
+            states[shard].hints.append(Hint(key: owned))
         }
+    }
+
+    /// Shards with hints waiting (up or down).
+    func shardsWithHints() -> [Int] {
+        states.withLock { states in states.indices.filter { !states[$0].hints.isEmpty || states[$0].hintsOverflowed } }
     }
 
     /// Shards marked down now.
@@ -100,12 +116,13 @@ public final class ShardHealth: Sendable {
         states.withLock { states in
             let taken = (states[shard].hints, states[shard].hintsOverflowed)
             states[shard].hints = []
+            states[shard].hinted = []
             states[shard].hintsOverflowed = false
             return taken
         }
     }
 
-    /// The shard answered a probe and its hints are replayed: it serves again.
+    /// The shard answered a probe and its hints are repaired: it serves again.
     func markUp(_ shard: Int, replayed: Int) {
         states.withLock { states in
             states[shard].down = false
@@ -115,6 +132,11 @@ public final class ShardHealth: Sendable {
         }
         flags[shard].down.store(false, ordering: .relaxed)
         logger.notice("shard up", metadata: ["shard": "\(names[shard])", "hints-replayed": "\(replayed)"])
+    }
+
+    /// Hints of a shard that is up were repaired (a write had failed on it without marking it down).
+    func recordRepaired(_ shard: Int, count: Int) {
+        states.withLock { states in states[shard].hintsReplayed += UInt64(count) }
     }
 
     /// Per-shard figures for stats and the admin API.

@@ -1,4 +1,5 @@
 import FlotillaMemcache
+import FlotillaServer
 import NIOCore
 import NIOPosix
 
@@ -31,6 +32,7 @@ typealias ShardCompletion = (Result<ShardReply, ShardFailure>) -> Void
 /// One request to a shard, waiting for its reply.
 struct ShardCall {
     var request: ByteBuffer
+    var start: UInt64
     var expected: ExpectedReply
     var deadline: UInt64
     var completion: ShardCompletion
@@ -46,6 +48,8 @@ final class ShardLink {
     let health: ShardHealth
     private let timeoutNanoseconds: UInt64
     private let maxOutstanding: Int
+    /// Requests to this shard from this loop: count, failures, latency (for `/v1/shards`).
+    private let traffic: OperationRecorder.Shard
 
     private var connection: ShardChannelHandler?
     private var connecting = false
@@ -60,9 +64,11 @@ final class ShardLink {
         loop: any EventLoop,
         address: SocketAddress,
         health: ShardHealth,
-        configuration: ProxyConfiguration
+        configuration: ProxyConfiguration,
+        traffic: OperationRecorder.Shard
     ) {
         self.shard = shard
+        self.traffic = traffic
         self.loop = loop
         self.address = address
         self.health = health
@@ -78,15 +84,23 @@ final class ShardLink {
     /// Sends `request` and calls `completion` on this loop with the reply or the failure.
     func call(_ request: ByteBuffer, expecting expected: ExpectedReply, completion: @escaping ShardCompletion) {
         guard health.isLive(shard) else {
+            traffic.record(shard, nanoseconds: 0, failed: true)
             completion(.failure(.down))
             return
         }
         guard outstanding < maxOutstanding else {
+            traffic.record(shard, nanoseconds: 0, failed: true)
             completion(.failure(.overloaded))
             return
         }
-        let deadline = NIODeadline.now().uptimeNanoseconds &+ timeoutNanoseconds
-        let call = ShardCall(request: request, expected: expected, deadline: deadline, completion: completion)
+        let now = NIODeadline.now().uptimeNanoseconds
+        let call = ShardCall(
+            request: request,
+            start: now,
+            expected: expected,
+            deadline: now &+ timeoutNanoseconds,
+            completion: completion
+        )
         if let connection {
             connection.send(call)
             inFlight.append(call)
@@ -152,6 +166,7 @@ final class ShardLink {
     fileprivate func received(_ reply: ShardReply) {
         guard let call = inFlight.popFirst() else { return }
         health.recordSuccess(shard)
+        traffic.record(shard, nanoseconds: NIODeadline.now().uptimeNanoseconds &- call.start, failed: false)
         call.completion(.success(reply))
     }
 
@@ -159,7 +174,11 @@ final class ShardLink {
         let calls = Array(inFlight) + Array(waiting)
         inFlight.removeAll()
         waiting.removeAll()
-        for call in calls { call.completion(.failure(failure)) }
+        let now = NIODeadline.now().uptimeNanoseconds
+        for call in calls {
+            traffic.record(shard, nanoseconds: now &- call.start, failed: true)
+            call.completion(.failure(failure))
+        }
     }
 
     /// Fails the shard's requests past their deadline; the connection is replaced, since replies

@@ -1,13 +1,14 @@
-import Foundation
+import FlotillaMemcache
 import NIOCore
 import NIOPosix
 
-/// A one-off connection to a down shard: checks it answers, and replays its hints in order.
+/// A one-off connection to a shard for the prober: checks a down shard answers, and repairs the
+/// keys a shard missed, one request at a time.
 final class ShardProbe: Sendable {
     private let channel: any Channel
-    private let replies: LineCollector
+    private let replies: ReplyCollector
 
-    private init(channel: any Channel, replies: LineCollector) {
+    private init(channel: any Channel, replies: ReplyCollector) {
         self.channel = channel
         self.replies = replies
     }
@@ -17,14 +18,9 @@ final class ShardProbe: Sendable {
         group: any EventLoopGroup,
         timeout: Duration
     ) async throws -> ShardProbe {
-        let collector = LineCollector()
+        let collector = ReplyCollector()
         let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(
-                .nanoseconds(
-                    Int64(timeout.components.seconds) * 1_000_000_000
-                        + timeout.components.attoseconds / 1_000_000_000
-                )
-            )
+            .connectTimeout(.nanoseconds(timeout.nanoseconds))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(collector)
@@ -35,21 +31,32 @@ final class ShardProbe: Sendable {
         return ShardProbe(channel: channel, replies: collector)
     }
 
-    /// Sends one request and waits for its first reply line.
-    func roundTrip(_ request: ByteBuffer, timeout: Duration) async throws -> String {
-        let reply = channel.eventLoop.makePromise(of: String.self)
-        try await channel.eventLoop.submit { self.replies.expect(reply) }.get()
-        try await channel.writeAndFlush(request)
-        let timer = channel.eventLoop.scheduleTask(
-            in: .nanoseconds(
-                Int64(timeout.components.seconds) * 1_000_000_000
-                    + timeout.components.attoseconds / 1_000_000_000
-            )
-        ) {
-            reply.fail(ChannelError.connectTimeout(.seconds(0)))
+    /// Sends one request and waits for its reply.
+    func request(_ bytes: ByteBuffer, expecting expected: ExpectedReply, timeout: Duration) async throws -> ShardReply {
+        try await pipeline([bytes], expecting: expected, timeout: timeout)[0]
+    }
+
+    /// Sends requests back to back in one write and waits for all their replies, in order.
+    func pipeline(
+        _ requests: [ByteBuffer],
+        expecting expected: ExpectedReply,
+        timeout: Duration
+    ) async throws
+        -> [ShardReply]
+    {
+        guard !requests.isEmpty else { return [] }
+        let replies = channel.eventLoop.makePromise(of: [ShardReply].self)
+        let collector = self.replies
+        let count = requests.count
+        try await channel.eventLoop.submit { collector.expect(replies, expected, count: count) }.get()
+        var batch = ByteBuffer()
+        for var request in requests { batch.writeBuffer(&request) }
+        try await channel.writeAndFlush(batch)
+        let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+            replies.fail(ShardFailure.timeout)
         }
         defer { timer.cancel() }
-        return try await reply.futureResult.get()
+        return try await replies.futureResult.get()
     }
 
     func close() {
@@ -57,37 +64,54 @@ final class ShardProbe: Sendable {
     }
 }
 
-/// Hands the first line of each reply to whoever waits for it (value blocks are not expected:
-/// probes send only version, flush_all and writes).
-private final class LineCollector: ChannelInboundHandler, @unchecked Sendable {
+/// Decodes the replies to the requests in flight.
+private final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     // Touched only on the channel's event loop.
-    private var waiting: EventLoopPromise<String>?
-    private var buffer = ByteBuffer()
+    private var waiting: (promise: EventLoopPromise<[ShardReply]>, expected: ExpectedReply, count: Int)?
+    private var collected: [ShardReply] = []
+    private var buffer: ByteBuffer?
+    private var decoder = MemcacheReplyDecoder()
 
-    func expect(_ promise: EventLoopPromise<String>) {
-        waiting = promise
+    func expect(_ promise: EventLoopPromise<[ShardReply]>, _ expected: ExpectedReply, count: Int) {
+        waiting = (promise, expected, count)
+        collected = []
+        collected.reserveCapacity(count)
         deliver()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
-        buffer.writeBuffer(&bytes)
+        if buffer == nil { buffer = bytes } else { buffer!.writeBuffer(&bytes) }
         deliver()
     }
 
     private func deliver() {
-        guard let promise = waiting,
-            let newline = buffer.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
-        else { return }
-        let length = newline - buffer.readerIndex + 1
-        let line = buffer.readString(length: length) ?? ""
-        waiting = nil
-        promise.succeed(line.trimmingCharacters(in: .whitespacesAndNewlines))
+        guard let (promise, expected, count) = waiting, buffer != nil else { return }
+        do {
+            while collected.count < count, let reply = try decoder.decode(&buffer!, expecting: expected) {
+                collected.append(reply)
+            }
+            guard collected.count == count else { return }
+            waiting = nil
+            promise.succeed(collected)
+        } catch {
+            waiting = nil
+            promise.fail(error)
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        waiting?.fail(ChannelError.ioOnClosedChannel)
+        waiting?.promise.fail(ShardFailure.connection)
         waiting = nil
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds, saturating.
+    var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : product &+ attoseconds / 1_000_000_000
     }
 }

@@ -38,6 +38,7 @@ public struct AdminService: Service {
         metricsFactory: any MetricsFactory,
         group: any EventLoopGroup,
         logger: Logger,
+        shards: (any ShardAdminSource)? = nil,
         refreshMetrics: @escaping @Sendable () async -> Void = {}
     ) {
         self.configuration = configuration
@@ -51,6 +52,8 @@ public struct AdminService: Service {
             registry: registry,
             metrics: AdminMetrics(operations: recorder.operations, factory: metricsFactory),
             rates: RateWindow(),
+            shards: shards,
+            shardRates: RateWindow(),
             started: .now,
             refreshMetrics: refreshMetrics
         )
@@ -86,6 +89,9 @@ public struct AdminService: Service {
                     while !Task.isCancelled {
                         let totals = await api.recorder.snapshot().map(\.count)
                         api.rates.record(totals)
+                        if let shards = api.shards {
+                            api.shardRates.record(await shards.shardStates().map(\.traffic.count))
+                        }
                         try? await Task.sleep(for: .seconds(1))
                     }
                 }

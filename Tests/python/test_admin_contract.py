@@ -84,3 +84,42 @@ def test_metrics_are_prometheus_text(cache: FlotillaProcess) -> None:
 def test_unknown_path_is_404(cache: FlotillaProcess) -> None:
     status, _, _ = cache.get("/nope")
     assert status == 404
+
+
+def test_roles_without_shards_answer_404_on_the_shard_paths(cache: FlotillaProcess) -> None:
+    for path, query in (("/v1/shards", ""), ("/v1/route", "?key=k")):
+        status, headers, body = cache.get(path + query)
+        assert status == 404
+        validate(path, status, body, headers["Content-Type"])
+        assert "no shards" in json.loads(body)["error"]
+
+
+def test_the_proxy_reports_its_shards_and_routes_as_declared() -> None:
+    from proxy_support import Memcached
+
+    shards = [Memcached(), Memcached()]
+    try:
+        addresses = ",".join(shard.address for shard in shards)
+        with FlotillaProcess(["cache-proxy", "--shards", addresses, "--replicas", "2"]) as proxy:
+            drive_traffic(proxy.data)
+            status, headers, body = proxy.get("/v1/shards")
+            assert status == 200
+            validate("/v1/shards", status, body, headers["Content-Type"])
+            listed = json.loads(body)["shards"]
+            assert [entry["address"] for entry in listed] == [shard.address for shard in shards]
+            assert all(entry["state"] == "up" and entry["requests"] > 0 for entry in listed)
+
+            status, headers, body = proxy.get("/v1/route?key=photo:42")
+            assert status == 200
+            validate("/v1/route", status, body, headers["Content-Type"])
+            route = json.loads(body)
+            assert route["key"] == "photo:42"
+            assert sorted(route["shards"]) == sorted(shard.address for shard in shards)
+
+            status, headers, body = proxy.get("/v1/route?key=")
+            assert status == 400
+            validate("/v1/route", status, body, headers["Content-Type"])
+            assert proxy.terminate() == 0
+    finally:
+        for shard in shards:
+            shard.kill()

@@ -1,7 +1,7 @@
 import NIOCore
 
 /// Base64 for binary meta-protocol keys (the `b` flag), standard alphabet with padding.
-enum Base64Key {
+public enum Base64Key {
     private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
 
     /// Alphabet values, with `=` as 0 and 0x80 for bytes outside the alphabet.
@@ -48,7 +48,7 @@ enum Base64Key {
         return output.isEmpty ? nil : output
     }
 
-    static func encode(_ bytes: ByteBufferView, into buffer: inout ByteBuffer) {
+    public static func encode(_ bytes: ByteBufferView, into buffer: inout ByteBuffer) {
         let input = Array(bytes)
         var index = 0
         while index + 3 <= input.count {
