@@ -127,7 +127,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
         if wrote {
             context.writeAndFlush(wrapOutboundOut(outbound), promise: nil)
-            outbound = context.channel.allocator.buffer(capacity: 4096)
+            if outbound.capacity > 256 * 1024 {
+                // Do not keep a large reply's buffer for the connection's lifetime.
+                outbound = context.channel.allocator.buffer(capacity: 4096)
+            } else {
+                // Usually written at once: the storage is ours again and is reused without copying.
+                outbound.clear()
+            }
         }
         if slots.isEmpty, closeAfterReplies || (draining && decoder.isIdle && inbound == nil) {
             closing = true

@@ -77,6 +77,10 @@ extension ProxyConnectionHandler {
     /// hits merged back in request order. A miss or a failure on one replica is retried on the
     /// next (not for gets/gats, whose CAS unique belongs to the primary: they read the primary).
     private func retrieve(_ request: RetrievalRequest) {
+        if request.keys.count == 1 {
+            retrieveOne(request)
+            return
+        }
         let slot = openSlot(request.operation)
         let state = RetrievalState(keys: request.keys)
         for index in request.keys.indices {
@@ -84,6 +88,56 @@ extension ProxyConnectionHandler {
             state.replicas[index] = replicas
         }
         retrievalRound(request, state: state, slot: slot)
+    }
+
+    /// The common case, a single key: one request, no grouping; a miss or a failure continues
+    /// as a multi-key read would, on the next replica.
+    private func retrieveOne(_ request: RetrievalRequest) {
+        let slot = openSlot(request.operation)
+        let key = request.keys[0]
+        let replicas = context.liveReplicas(key)
+        guard !replicas.isEmpty else {
+            finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
+            return
+        }
+        let target = request.returnsCAS ? replicas[0] : shards.chooseReplica(replicas)
+        var bytes = ByteBuffer()
+        MemcacheForwarding.writeRetrieval(
+            operation: request.operation,
+            exptime: request.exptime,
+            keys: CollectionOfOne(key),
+            into: &bytes
+        )
+        shards.links[target].call(bytes, expecting: .retrieval) { result in
+            if case .success(.values(let values)) = result, let value = values.first {
+                var reply = value.raw
+                reply.writeStaticString("END\r\n")
+                self.context.counters.add(.getHits)
+                self.finish(slot, reply, failed: false)
+                return
+            }
+            // A miss, an error or a failure: the general path takes over from here.
+            let state = RetrievalState(keys: request.keys)
+            state.replicas[0] = replicas
+            state.tried[0] = [target]
+            switch result {
+            case .success(.values):
+                state.answered = true
+                state.missedOn[0] = [target]
+                if request.returnsCAS { state.settled[0] = true }
+            case .success(let reply):
+                if case .line(let line) = reply, line.status == .clientError || line.status == .error {
+                    state.clientError = line.raw
+                    state.settled[0] = true
+                } else {
+                    state.lastFailure = "shard error"
+                }
+            case .failure(let failure):
+                state.lastFailure = failure.message
+            }
+            if self.closing { return }
+            self.retrievalRound(request, state: state, slot: slot)
+        }
     }
 
     private func retrievalRound(_ request: RetrievalRequest, state: RetrievalState, slot: ReplySlot) {
