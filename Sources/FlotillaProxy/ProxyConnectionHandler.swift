@@ -10,11 +10,14 @@ final class ReplySlot {
     var done = false
     let operation: MemcacheOperation
     let start: UInt64
+    /// The request's place in its connection's order.
+    let sequence: UInt64
     var failed = false
 
-    init(operation: MemcacheOperation, start: UInt64) {
+    init(operation: MemcacheOperation, start: UInt64, sequence: UInt64) {
         self.operation = operation
         self.start = start
+        self.sequence = sequence
     }
 }
 
@@ -44,6 +47,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private(set) var closing = false
     /// A `quit` or a protocol error: close once the replies before it are out.
     private var closeAfterReplies = false
+    /// Requests started on this connection, in order.
+    private(set) var sequence: UInt64 = 0
+    /// Keys this client wrote while replies were outstanding, with the sequence of the last write:
+    /// a later read of such a key goes to the primary, where the write arrived first, and a read
+    /// issued before the write never falls back to a replica after it. Cleared when no request is
+    /// in progress, so it stays as small as the client's pipeline.
+    private var recentWrites: [ByteBuffer: UInt64] = [:]
 
     init(decoder: MemcacheRequestDecoder, context: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard)
     {
@@ -88,9 +98,20 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// A new reply slot at the end of the queue.
     func openSlot(_ operation: MemcacheOperation) -> ReplySlot {
-        let slot = ReplySlot(operation: operation, start: NIODeadline.now().uptimeNanoseconds)
+        sequence &+= 1
+        let slot = ReplySlot(operation: operation, start: NIODeadline.now().uptimeNanoseconds, sequence: sequence)
         slots.append(slot)
         return slot
+    }
+
+    /// Notes a write of `key` by the request being started.
+    func noteWrite(_ key: ByteBuffer) {
+        recentWrites[key] = sequence
+    }
+
+    /// The sequence of this client's last write of `key` still in the window, if any.
+    func lastWrite(_ key: ByteBuffer) -> UInt64? {
+        recentWrites.isEmpty ? nil : recentWrites[key]
     }
 
     /// Fills `slot` (nil bytes: nothing to send, as for noreply) and writes what is ready.
@@ -135,6 +156,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
                 outbound.clear()
             }
         }
+        if slots.isEmpty, !recentWrites.isEmpty { recentWrites.removeAll(keepingCapacity: true) }
         if slots.isEmpty, closeAfterReplies || (draining && decoder.isIdle && inbound == nil) {
             closing = true
             context.close(promise: nil)

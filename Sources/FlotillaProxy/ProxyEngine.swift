@@ -100,7 +100,8 @@ extension ProxyConnectionHandler {
             finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
             return
         }
-        let target = request.returnsCAS ? replicas[0] : shards.chooseReplica(replicas)
+        let target = readsPrimary(request, key) ? replicas[0] : shards.chooseReplica(replicas)
+        if request.touches { propagateTouch(key, exptime: request.exptime, to: replicas, except: target) }
         var bytes = ByteBuffer()
         MemcacheForwarding.writeRetrieval(
             operation: request.operation,
@@ -124,7 +125,7 @@ extension ProxyConnectionHandler {
             case .success(.values):
                 state.answered = true
                 state.missedOn[0] = [target]
-                if request.returnsCAS { state.settled[0] = true }
+                if !self.mayFallBack(request, key, slot) { state.settled[0] = true }
             case .success(let reply):
                 if case .line(let line) = reply, line.status == .clientError || line.status == .error {
                     state.clientError = line.raw
@@ -151,7 +152,11 @@ extension ProxyConnectionHandler {
             }
             let target: Int
             if state.tried[index].isEmpty {
-                target = request.returnsCAS ? untried[0] : shards.chooseReplica(ReplicaSet(untried))
+                let key = state.keys[index]
+                target = readsPrimary(request, key) ? untried[0] : shards.chooseReplica(ReplicaSet(untried))
+                if request.touches {
+                    propagateTouch(key, exptime: request.exptime, to: replicas, except: target)
+                }
             } else {
                 target = untried[0]
                 context.counters.add(.fallbackReads)
@@ -176,14 +181,16 @@ extension ProxyConnectionHandler {
                 switch result {
                 case .success(.values(let values)):
                     state.answered = true
+                    var unused = values
                     for index in indices {
-                        if let value = values.first(where: { $0.key == state.keys[index] }) {
+                        if let position = unused.firstIndex(where: { $0.key == state.keys[index] }) {
+                            let value = unused.remove(at: position)
                             state.results[index] = value
                             if state.tried[index].count > 1 { state.repairFrom[index] = shard }
                         } else {
                             state.missedOn[index].append(shard)
                             // gets/gats read the primary only: its miss is the answer.
-                            if request.returnsCAS { state.settled[index] = true }
+                            if !self.mayFallBack(request, state.keys[index], slot) { state.settled[index] = true }
                         }
                     }
                 case .success(let reply):
@@ -227,6 +234,30 @@ extension ProxyConnectionHandler {
         context.counters.add(.getMisses, UInt64(state.keys.count) - hits)
         finish(slot, reply, failed: false)
         if context.configuration.readRepair { readRepair(state) }
+    }
+
+    /// Reads that must see one server's state go to the primary: CAS uniques (gets/gats), reads
+    /// that change the item (gat/gats), and keys this client wrote while replies were outstanding
+    /// (the primary has the write first, including a `cas` whose copy to the others is still on
+    /// its way).
+    private func readsPrimary(_ request: RetrievalRequest, _ key: ByteBuffer) -> Bool {
+        request.returnsCAS || request.touches || lastWrite(key) != nil
+    }
+
+    /// Whether a miss may be retried on another replica: not for reads of the primary's state,
+    /// and not when this client wrote the key after the read (the retry would see the future).
+    private func mayFallBack(_ request: RetrievalRequest, _ key: ByteBuffer, _ slot: ReplySlot) -> Bool {
+        !request.returnsCAS && !request.touches && (lastWrite(key) ?? 0) < slot.sequence
+    }
+
+    /// gat/gats and `mg … T`: the other replicas get the same new expiry, sent now so that it
+    /// keeps its place among this client's requests.
+    private func propagateTouch(_ key: ByteBuffer, exptime: Int32, to replicas: ReplicaSet, except target: Int) {
+        var touch = ByteBuffer()
+        MemcacheForwarding.writeTouch(key: key, exptime: exptime, into: &touch)
+        for replica in replicas where replica != target {
+            shards.links[replica].call(touch, expecting: .line) { _ in }
+        }
     }
 
     /// Writes a value found on a fallback replica back to the replicas that missed it, with the
@@ -281,6 +312,7 @@ extension ProxyConnectionHandler {
         // A CAS unique is the primary's: compare-and-swap there, then copy the value to the
         // other replicas as a plain set.
         let slot = openSlot(.cas)
+        noteWrite(request.key)
         let replicas = context.liveReplicas(request.key)
         guard let primary = replicas.first else {
             finish(slot, request.noreply ? nil : lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
@@ -289,14 +321,36 @@ extension ProxyConnectionHandler {
         shards.links[primary].call(bytes, expecting: .line) { result in
             switch result {
             case .success(.line(let line)):
-                self.finish(slot, request.noreply ? nil : line.raw, failed: line.isFailure)
-                if line.status == .stored, replicas.count > 1 {
-                    var copy = request
-                    copy.mode = .set
-                    var set = ByteBuffer()
-                    MemcacheForwarding.writeStorage(copy, into: &set)
-                    for replica in replicas.dropFirst() {
-                        self.send(set, to: replica, expecting: .line, retries: 2) { _ in }
+                guard line.status == .stored, replicas.count > 1 else {
+                    self.finish(slot, request.noreply ? nil : line.raw, failed: line.isFailure)
+                    return
+                }
+                // Copy the swapped value to the other replicas; the primary's STORED counts as
+                // the first acknowledgement of --consistency.
+                var copy = request
+                copy.mode = .set
+                var set = ByteBuffer()
+                MemcacheForwarding.writeStorage(copy, into: &set)
+                let required = self.context.configuration.consistency.required(of: replicas.count)
+                var acknowledged = 1
+                var failures = 0
+                if acknowledged >= required { self.finish(slot, request.noreply ? nil : line.raw, failed: false) }
+                for replica in replicas.dropFirst() {
+                    self.send(set, to: replica, expecting: .line, retries: 2) { result in
+                        if case .success(let reply) = result, !reply.isServerFailure {
+                            acknowledged += 1
+                        } else {
+                            failures += 1
+                            self.context.health.addHint(replica, key: request.key)
+                        }
+                        guard !slot.done else { return }
+                        if acknowledged >= required {
+                            self.finish(slot, request.noreply ? nil : line.raw, failed: false)
+                        } else if failures > replicas.count - required {
+                            self.context.counters.add(.replicationFailures)
+                            let message = "SERVER_ERROR replication failed: the swap was stored on the primary only"
+                            self.finish(slot, request.noreply ? nil : self.lineBuffer(message), failed: true)
+                        }
                     }
                 }
             case .success:
@@ -327,6 +381,7 @@ extension ProxyConnectionHandler {
         quiet: ((ShardReply) -> Bool)? = nil
     ) {
         let slot = openSlot(operation)
+        noteWrite(key)
         let live = context.liveReplicas(key)
         for home in context.homeReplicas(key) where !context.health.isLive(home) {
             context.health.addHint(home, key: key)
@@ -435,7 +490,35 @@ extension ProxyConnectionHandler {
             MemcacheForwarding.writeMeta(request, into: &bytes)
             let slot = openSlot(.metaGet)
             let replicas = context.liveReplicas(request.key)
-            metaGet(bytes, replicas: replicas, tried: [], quiet: quiet, slot: slot, lastFailure: nil)
+            // Flags that read or change one server's state (CAS unique, TTL, hit and access
+            // times, vivify and recache tokens) make the primary the only authority.
+            let onPrimary =
+                request.flags.reportsOrChangesState || request.tokens.contains { $0.flag == UInt8(ascii: "c") }
+                || lastWrite(request.key) != nil
+            if onPrimary, let primary = replicas.first {
+                if let exptime = request.flags.newExptime {
+                    propagateTouch(request.key, exptime: exptime, to: replicas, except: primary)
+                }
+                metaGet(
+                    bytes,
+                    key: request.key,
+                    replicas: ReplicaSet([primary]),
+                    tried: [],
+                    quiet: quiet,
+                    slot: slot,
+                    lastFailure: nil
+                )
+            } else {
+                metaGet(
+                    bytes,
+                    key: request.key,
+                    replicas: replicas,
+                    tried: [],
+                    quiet: quiet,
+                    slot: slot,
+                    lastFailure: nil
+                )
+            }
         case .debug:
             MemcacheForwarding.writeMeta(request, into: &bytes)
             let slot = openSlot(.metaDebug)
@@ -448,20 +531,69 @@ extension ProxyConnectionHandler {
             }
         case .set, .delete, .arithmetic:
             MemcacheForwarding.writeMeta(request, into: &bytes)
+            // memcached's quiet mode hides HD for ms and md, and for ma the success (HD, or VA
+            // with v). (It still sends the HD of an item ma created with N; the proxy cannot tell
+            // that case from its replicas' replies and hides it too.)
+            var hidden: ((ShardReply) -> Bool)?
+            if quiet, request.command == .arithmetic {
+                hidden = { reply in
+                    guard let code = reply.metaCode else { return false }
+                    return code == "HD" || code == "VA"
+                }
+            } else if quiet {
+                hidden = { reply in reply.metaCode == "HD" }
+            }
+            if request.flags.compareCAS != nil {
+                compareAndSwapMeta(request, bytes: bytes, quiet: hidden)
+                return
+            }
             replicate(
                 key: request.key,
                 request: bytes,
                 operation: request.operation,
                 noreply: false,
                 expected: .meta,
-                quiet: quiet ? { reply in reply.metaCode == "HD" } : nil
+                quiet: hidden
             )
+        }
+    }
+
+    /// ms/md/ma with `C<cas>`: the unique is the primary's, so the primary decides; on success
+    /// the same command without `C` goes to the other replicas.
+    private func compareAndSwapMeta(_ request: MetaRequest, bytes: ByteBuffer, quiet: ((ShardReply) -> Bool)?) {
+        let slot = openSlot(request.operation)
+        noteWrite(request.key)
+        let replicas = context.liveReplicas(request.key)
+        guard let primary = replicas.first else {
+            finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
+            return
+        }
+        var unconditional = request
+        unconditional.tokens.removeAll { $0.flag == UInt8(ascii: "C") }
+        unconditional.flags.compareCAS = nil
+        var copy = ByteBuffer()
+        MemcacheForwarding.writeMeta(unconditional, into: &copy)
+        shards.links[primary].call(bytes, expecting: .meta) { result in
+            guard case .success(let reply) = result else {
+                self.finishForwarded(slot, result)
+                return
+            }
+            if let code = reply.metaCode, code == "HD" || code == "VA" {
+                for replica in replicas where replica != primary {
+                    self.send(copy, to: replica, expecting: .meta, retries: 2) { result in
+                        if case .failure = result { self.context.health.addHint(replica, key: request.key) }
+                    }
+                }
+            }
+            let hidden = quiet?(reply) ?? false
+            self.finish(slot, hidden ? nil : reply.raw, failed: reply.isFailure)
         }
     }
 
     /// mg: one replica; a miss (`EN`) or a failure moves on to the next replica.
     private func metaGet(
         _ bytes: ByteBuffer,
+        key: ByteBuffer,
         replicas: ReplicaSet,
         tried: [Int],
         quiet: Bool,
@@ -482,9 +614,11 @@ extension ProxyConnectionHandler {
         shards.links[target].call(bytes, expecting: .meta) { result in
             switch result {
             case .success(.meta(let meta)) where meta.code == "EN":
-                if untried.count > 1 {
+                // No retry when this client wrote the key after the read: it would see the future.
+                if untried.count > 1, (self.lastWrite(key) ?? 0) < slot.sequence {
                     self.metaGet(
                         bytes,
+                        key: key,
                         replicas: replicas,
                         tried: tried + [target],
                         quiet: quiet,
@@ -499,6 +633,7 @@ extension ProxyConnectionHandler {
             case .success:
                 self.metaGet(
                     bytes,
+                    key: key,
                     replicas: replicas,
                     tried: tried + [target],
                     quiet: quiet,
@@ -508,6 +643,7 @@ extension ProxyConnectionHandler {
             case .failure(let failure):
                 self.metaGet(
                     bytes,
+                    key: key,
                     replicas: replicas,
                     tried: tried + [target],
                     quiet: quiet,

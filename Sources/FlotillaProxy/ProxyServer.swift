@@ -264,10 +264,23 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
                 unresolved = stillMissing
                 rank += 1
             }
-            // Write the values (or delete the keys) on the shard.
+            // The shard's own CAS unique for each key, so that the copy cannot overwrite a
+            // client's write that reaches the shard meanwhile.
+            let current = try await probes.probe(shard).pipeline(
+                pending.map { metaRequest("mg", $0, flags: " b c") },
+                expecting: .meta,
+                timeout: timeout
+            )
+            // Write the values (or delete the keys) on the shard, each guarded by that unique
+            // (or, where the shard has no item, as an add).
             var writes: [ByteBuffer] = []
-            for key in pending {
-                writes.append(found[key].map { copyRequest(key, $0.value) } ?? metaRequest("md", key, flags: " b"))
+            for (key, reply) in zip(pending, current) {
+                let guardFlag = Self.casToken(reply).flatMap { $0.isEmpty ? nil : " C" + $0.dropFirst() }
+                if let value = found[key]?.value {
+                    writes.append(copyRequest(key, value, condition: guardFlag ?? " ME"))
+                } else if let guardFlag {
+                    writes.append(metaRequest("md", key, flags: " b" + guardFlag))
+                }
             }
             _ = try await probes.probe(shard).pipeline(writes, expecting: .meta, timeout: timeout)
             // Re-read the sources: a key whose CAS (or presence) changed is copied again.
@@ -309,9 +322,9 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
     }
 
     /// `ms` copying a value read with `mg … v f t`: same data, client flags and remaining TTL.
-    private func copyRequest(_ key: ByteBuffer, _ value: MetaReply) -> ByteBuffer {
+    private func copyRequest(_ key: ByteBuffer, _ value: MetaReply, condition: String) -> ByteBuffer {
         var data = value.data ?? ByteBuffer()
-        var flags = " b"
+        var flags = " b" + condition
         for token in value.flags {
             let text = String(buffer: token)
             if text.hasPrefix("f") { flags += " F" + text.dropFirst() }
