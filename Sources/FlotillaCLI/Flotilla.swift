@@ -13,7 +13,9 @@ struct Flotilla: AsyncParsableCommand {
             /v1/status, an SLO (--slo) and a graceful drain on SIGTERM or SIGINT.
             """,
         version: FlotillaVersion.current,
-        subcommands: [CacheCommand.self, CacheProxyCommand.self, BenchCommand.self, PlanCommand.self]
+        subcommands: [
+            DemoCommand.self, CacheCommand.self, CacheProxyCommand.self, BenchCommand.self, PlanCommand.self,
+        ]
     )
 
     /// As ArgumentParser's own `main`, but a usage error exits with status 2 (not 64), the
