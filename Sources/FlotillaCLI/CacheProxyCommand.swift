@@ -19,7 +19,8 @@ struct CacheProxyCommand: AsyncParsableCommand {
             Example:
               flotilla cache-proxy --listen 127.0.0.1:22122 \\
                 --shards 127.0.0.1:11211,127.0.0.1:11212,127.0.0.1:11213 --replicas 2
-            """
+            """,
+        subcommands: [CacheProxyVerifyCommand.self]
     )
 
     @OptionGroup var common: CommonOptions

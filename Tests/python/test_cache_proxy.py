@@ -575,6 +575,32 @@ def test_bad_command_line_exits_2_naming_the_problem(shards_arg, extra, needles)
         assert needle in result.stderr, f"{needle!r} not in: {result.stderr}"
 
 
+def test_verify_reports_replicas_that_disagree(shards, tmp_path):
+    """`cache-proxy verify` asks every replica of a key sample directly: 0 when they agree, 1 and
+    the keys when one replica holds another value or misses a key the others hold."""
+    with CacheProxy(shards, "--replicas", "2") as proxy:
+        client = proxy.client()
+        items = {f"verify:{i}": f"v{i}" for i in range(200)}
+        set_all(client, items)
+        keys_file = tmp_path / "keys.txt"
+        keys_file.write_text("\n".join(items) + "\n")
+        command = [FLOTILLA_BIN, "cache-proxy", "verify", "--shards", shards.spec, "--replicas", "2",
+                   "--keys-file", str(keys_file), "--key", "verify:absent"]
+        agree = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert agree.returncode == 0, agree.stdout + agree.stderr
+        assert "consistent        200" in agree.stdout and "held by none      1" in agree.stdout
+
+        placement = shards.placement(items)
+        changed, dropped = "verify:3", "verify:4"
+        shards[min(placement[changed])].client().set(changed, "tampered")
+        shards[min(placement[dropped])].client().delete(dropped)
+        differ = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        assert differ.returncode == 1, differ.stdout + differ.stderr
+        assert "values differ     1" in differ.stdout and changed in differ.stdout
+        assert "held by some only 1" in differ.stdout and dropped in differ.stdout
+        client.close()
+
+
 # --------------------------------------------------------------------------------------------
 # 9. Replicas after repeated outages: no acknowledged write is read back older
 # (last in the file: with -x, a failure here does not hide the tests above)
