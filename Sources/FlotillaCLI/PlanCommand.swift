@@ -165,9 +165,9 @@ struct PlanCommand: ParsableCommand {
         func makePlan() throws -> QueuePlan {
             let input = QueuePlan.Input(
                 arrivalRate: arrival,
-                serviceSeconds: seconds(service),
+                serviceSeconds: service.inSeconds,
                 workers: workers,
-                waitTargetSeconds: waitTarget.map(seconds),
+                waitTargetSeconds: waitTarget.map(\.inSeconds),
                 capacity: capacity
             )
             return try validated { () throws(QueuePlan.InputError) in try QueuePlan(input) }
@@ -224,10 +224,6 @@ private func parseCounts(_ text: String) throws -> [Int] {
         throw ValidationError("'\(text)' is not a comma-separated list of leaf counts such as 5,10,50,100")
     }
     return counts
-}
-
-private func seconds(_ duration: Duration) -> Double {
-    Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
 }
 
 private func printJSON(_ value: some Encodable) throws {

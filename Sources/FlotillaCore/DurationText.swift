@@ -33,3 +33,17 @@ public enum DurationText {
         return trim(micros) + "us"
     }
 }
+
+extension Duration {
+    /// Whole nanoseconds, saturating at `Int64.max`.
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
+        return overflow ? .max : product &+ attoseconds / 1_000_000_000
+    }
+
+    /// The duration in seconds, as a `Double`.
+    public var inSeconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -61,7 +61,7 @@ final class LoopShards {
 
     init(links: [ShardLink], loop: any EventLoop, timeout: Duration) {
         self.links = links
-        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let milliseconds = timeout.nanoseconds / 1_000_000
         let every = TimeAmount.milliseconds(max(5, min(100, milliseconds / 5)))
         let bound = NIOLoopBound(links, eventLoop: loop)
         loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in

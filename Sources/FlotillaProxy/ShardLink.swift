@@ -1,3 +1,4 @@
+import FlotillaCore
 import FlotillaMemcache
 import FlotillaServer
 import NIOCore
@@ -72,9 +73,7 @@ final class ShardLink {
         self.loop = loop
         self.address = address
         self.health = health
-        self.timeoutNanoseconds =
-            UInt64(max(configuration.shardTimeout.components.seconds, 0)) * 1_000_000_000
-            + UInt64(configuration.shardTimeout.components.attoseconds / 1_000_000_000)
+        self.timeoutNanoseconds = UInt64(max(configuration.shardTimeout.nanoseconds, 0))
         self.maxOutstanding = configuration.maxOutstandingPerShard
     }
 

@@ -1,3 +1,4 @@
+import FlotillaCore
 import FlotillaMemcache
 import NIOCore
 import NIOPosix
@@ -104,14 +105,5 @@ private final class ReplyCollector: ChannelInboundHandler, @unchecked Sendable {
     func channelInactive(context: ChannelHandlerContext) {
         waiting?.promise.fail(ShardFailure.connection)
         waiting = nil
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds, saturating.
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        let (product, overflow) = seconds.multipliedReportingOverflow(by: 1_000_000_000)
-        return overflow ? .max : product &+ attoseconds / 1_000_000_000
     }
 }

@@ -1,3 +1,4 @@
+import FlotillaCore
 import Histogram
 import NIOCore
 import NIOPosix
@@ -126,8 +127,8 @@ public enum BenchRunner {
             progress(
                 BenchProgress(
                     phase: .warmup,
-                    elapsed: seconds(now - warmupEnd + plan.warmup),
-                    rate: Double(requests &- previous) / max(seconds(now - lastTick), 1e-9),
+                    elapsed: (now - warmupEnd + plan.warmup).inSeconds,
+                    rate: Double(requests &- previous) / max((now - lastTick).inSeconds, 1e-9),
                     p99Microseconds: 0,
                     requests: requests,
                     errors: 0
@@ -159,8 +160,8 @@ public enum BenchRunner {
             progress(
                 BenchProgress(
                     phase: .measure,
-                    elapsed: seconds(now - measureStart),
-                    rate: Double(merged.requests &- previous) / max(seconds(now - lastTick), 1e-9),
+                    elapsed: (now - measureStart).inSeconds,
+                    rate: Double(merged.requests &- previous) / max((now - lastTick).inSeconds, 1e-9),
                     p99Microseconds: merged.latency.totalCount == 0
                         ? 0 : Double(merged.latency.valueAtPercentile(99)) / 1000,
                     requests: merged.requests,
@@ -176,15 +177,10 @@ public enum BenchRunner {
         let prefillFailures = try await onEveryLoop { $0.loop.makeSucceededFuture($0.prefillFailures) }
         return BenchOutcome(
             totals: totals,
-            elapsedSeconds: seconds(stoppedAt - measureStart),
+            elapsedSeconds: (stoppedAt - measureStart).inSeconds,
             prefillFailures: prefillFailures.reduce(0, +),
             interrupted: interrupted
         )
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        let (whole, attoseconds) = duration.components
-        return Double(whole) + Double(attoseconds) / 1e18
     }
 
     /// NIO's connect errors, phrased for a person.

@@ -1,4 +1,5 @@
 import FlotillaBench
+import FlotillaCore
 
 /// The demo's story: start the cluster, load it, kill a shard, bring it back, and measure each
 /// phase. Every process it starts is the cluster's, which the caller stops however this ends.
@@ -137,7 +138,7 @@ struct DemoScenario: Sendable {
             console.say("[2/3 shard down] the proxy has not marked \(victim.name) down")
             return (lastWords, nil)
         }
-        let after = Self.seconds(downAt.instant - killedAt)
+        let after = (downAt.instant - killedAt).inSeconds
         console.say(
             "[2/3 shard down] the proxy marked \(victim.name) down after \(DemoFormat.fixed(after, digits: 2)) s;"
                 + " its keys go to the next shards, the writes it misses are kept as hints"
@@ -168,7 +169,7 @@ struct DemoScenario: Sendable {
             )
             return (member, nil)
         }
-        let back = Self.seconds(up.instant - restartedAt)
+        let back = (up.instant - restartedAt).inSeconds
         let replayed = up.stats.counter(victim.stat("hints_replayed"))
         console.say(
             "[3/3 recovery] the proxy marked \(victim.name) up after \(DemoFormat.fixed(back, digits: 2)) s,"
@@ -197,7 +198,4 @@ struct DemoScenario: Sendable {
         return nil
     }
 
-    static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
-    }
 }

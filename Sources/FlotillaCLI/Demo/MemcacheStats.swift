@@ -1,3 +1,4 @@
+import FlotillaCore
 import NIOCore
 import NIOPosix
 
@@ -18,7 +19,7 @@ struct MemcacheStats: Sendable {
 
     /// Sends `stats` to 127.0.0.1:`port` and reads the `STAT name value` lines up to `END`.
     static func fetch(port: Int, timeout: Duration = .seconds(1)) async throws -> MemcacheStats {
-        let nanoseconds = timeout.components.seconds * 1_000_000_000 + timeout.components.attoseconds / 1_000_000_000
+        let nanoseconds = timeout.nanoseconds
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(.nanoseconds(nanoseconds))
             .connect(host: "127.0.0.1", port: port) { channel in
