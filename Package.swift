@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-openapi-generator", from: "1.14.3"),
         .package(url: "https://github.com/apple/swift-openapi-runtime", from: "1.13.4"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Pure algorithms, no I/O: SLO maths, size and duration parsing, capacity plans, shard
@@ -123,6 +124,48 @@ let package = Package(
             // its user-space CPU on the memcache hot path.
             swiftSettings: swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
         ),
+        // fork + PR_SET_PDEATHSIG + exec: a child that must not outlive its parent needs the
+        // death signal set between fork and exec, which neither posix_spawn nor Swift can do.
+        .target(name: "CFlotillaSpawn"),
+        // Child processes: spawn (with a parent-death signal), signal, reap, stop with a grace period.
+        .target(
+            name: "FlotillaProcess",
+            dependencies: [
+                "CFlotillaSpawn",
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The sidecar API of `flotilla elect`: types and server stubs generated from openapi.yaml.
+        .target(
+            name: "FlotillaElectionAPI",
+            dependencies: [
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
+            ],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-suppress-warnings"])],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
+        // `flotilla elect`: leader election on a coordinator (a file lock, or etcd's lease and
+        // election API through its HTTP/JSON gateway, with async-http-client), the Elector service,
+        // the child supervisor and the sidecar.
+        .target(
+            name: "FlotillaElection",
+            dependencies: [
+                "FlotillaCore",
+                "FlotillaServer",
+                "FlotillaProcess",
+                "FlotillaElectionAPI",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "FlotillaCLI",
             dependencies: [
@@ -131,6 +174,8 @@ let package = Package(
                 "FlotillaCache",
                 "FlotillaProxy",
                 "FlotillaBench",
+                "FlotillaProcess",
+                "FlotillaElection",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -187,6 +232,17 @@ let package = Package(
                 "FlotillaCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlotillaElectionTests",
+            dependencies: [
+                "FlotillaElection",
+                "FlotillaCore",
+                "FlotillaProcess",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),
