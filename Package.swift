@@ -155,6 +155,7 @@ let package = Package(
                 "FlotillaServer",
                 "FlotillaProcess",
                 "FlotillaElectionAPI",
+                "CFlotillaSpawn",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -8,6 +8,7 @@
 #ifdef __linux__
 #include <sys/prctl.h>
 #endif
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -96,5 +97,16 @@ int flotilla_spawn(const char *path, char *const argv[], char *const envp[],
         return error;
     }
     *pid_out = pid;
+    return 0;
+}
+
+int flotilla_file_identity(int fd, const char *path, unsigned long long *device, unsigned long long *inode) {
+    struct stat status;
+    int result = fd >= 0 ? fstat(fd, &status) : stat(path, &status);
+    if (result != 0) {
+        return errno;
+    }
+    *device = (unsigned long long)status.st_dev;
+    *inode = (unsigned long long)status.st_ino;
     return 0;
 }

@@ -62,6 +62,10 @@ public final class ChildProcess: Sendable {
     /// A child that could not be started.
     public struct LaunchError: Error, CustomStringConvertible {
         public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     /// How a child ended.
@@ -233,16 +237,13 @@ public final class ChildProcess: Sendable {
         return true
     }
 
-    /// Waits for the child to exit, however long it takes; returns how it ended.
-    public func wait() async -> Termination {
+    /// Waits for the child to exit and returns how it ended; nil when the task is cancelled first.
+    public func wait() async -> Termination? {
         while !hasExited() {
-            if Task.isCancelled {
-                usleep(5_000)
-            } else {
-                try? await Task.sleep(for: .milliseconds(5))
-            }
+            if Task.isCancelled { return nil }
+            try? await Task.sleep(for: .milliseconds(5))
         }
-        return termination ?? .unknown
+        return termination
     }
 
     /// SIGTERM, then SIGKILL after `grace`; the child is reaped either way.

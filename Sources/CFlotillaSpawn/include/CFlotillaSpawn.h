@@ -26,4 +26,8 @@ int flotilla_spawn(const char *path, char *const argv[], char *const envp[],
 /// pipe2(O_CLOEXEC), which Swift's Glibc module does not offer.
 int flotilla_pipe_cloexec(int fds[2]);
 
+/// The device and inode of an open descriptor (fd >= 0) or of a path (fd < 0): 0, or errno.
+/// (struct stat does not reach Swift cleanly through Glibc and Foundation together.)
+int flotilla_file_identity(int fd, const char *path, unsigned long long *device, unsigned long long *inode);
+
 #endif

@@ -1,3 +1,4 @@
+import FlotillaProcess
 import Synchronization
 
 #if canImport(Glibc)
@@ -12,8 +13,8 @@ import Darwin
 final class DemoCluster: Sendable {
     /// A started child and the ports it listens on.
     struct Member: Sendable {
-        var process: ChildProcess
-        var listeners: ChildProcess.Listeners
+        var process: DemoChild
+        var listeners: DemoChild.Listeners
         var address: String { "127.0.0.1:\(listeners.data)" }
     }
 
@@ -22,7 +23,7 @@ final class DemoCluster: Sendable {
     /// How long a child may drain after SIGTERM before SIGKILL.
     static let stopGrace: Duration = .seconds(5)
 
-    private let children = Mutex<[ChildProcess]>([])
+    private let children = Mutex<[DemoChild]>([])
 
     /// Flags every child takes: loopback, JSON logs (read for the ports), a short drain.
     private static let commonArguments = ["--admin", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "2s"]
@@ -56,7 +57,7 @@ final class DemoCluster: Sendable {
     }
 
     private func start(name: String, arguments: [String]) async throws -> Member {
-        let process = try ChildProcess.spawn(name: name, arguments: arguments)
+        let process = try await DemoChild.spawn(name: name, arguments: arguments)
         // Registered before waiting, so that a demo interrupted now still stops it.
         children.withLock { $0.append(process) }
         do {
@@ -86,7 +87,7 @@ final class DemoCluster: Sendable {
     }
 
     /// Children not yet reaped.
-    var running: [ChildProcess] {
+    var running: [DemoChild] {
         children.withLock { $0 }.filter { !$0.hasExited() }
     }
 }

@@ -1,0 +1,201 @@
+import FlotillaProcess
+import Foundation
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A `flotilla` process started by the demo.
+///
+/// Spawned in a process group of its own, so that Ctrl-C at the terminal reaches the demo alone and
+/// the demo stops its children in order, and with a parent-death signal, so that none outlives the
+/// demo even when it is killed. Its standard error is drained on a thread of its own (a child
+/// that logs more than a pipe holds would otherwise stall) and read for the `listening` lines of
+/// `--log-format json`.
+final class DemoChild: Sendable {
+    /// The ports a child reported in its `listening` log lines.
+    struct Listeners: Sendable {
+        var data: Int
+        var admin: Int
+    }
+
+    let name: String
+    let process: ChildProcess
+    private let log: ChildLog
+
+    var pid: pid_t { process.pid }
+
+    private init(name: String, process: ChildProcess, log: ChildLog) {
+        self.name = name
+        self.process = process
+        self.log = log
+    }
+
+    /// The running executable, to start children of the same build. `/proc/self/exe` still
+    /// names it when the file was replaced by a rebuild meanwhile.
+    static var executablePath: String {
+        #if os(Linux)
+        "/proc/self/exe"
+        #else
+        CommandLine.arguments[0]
+        #endif
+    }
+
+    /// A readable name for the executable, for the children's `argv[0]`.
+    static var executableName: String {
+        #if os(Linux)
+        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        if length > 0 {
+            return String(decoding: buffer[..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        }
+        #endif
+        return CommandLine.arguments[0]
+    }
+
+    static func spawn(name: String, arguments: [String]) async throws -> DemoChild {
+        let (readEnd, writeEnd) = try ChildProcess.makePipe()
+        var configuration = ChildProcess.Configuration(executable: executablePath, arguments: arguments)
+        configuration.argumentZero = executableName
+        configuration.standardOutput = .null
+        configuration.standardError = .descriptor(writeEnd)
+        let process: ChildProcess
+        do {
+            process = try await ChildProcess.spawn(configuration)
+        } catch {
+            close(readEnd)
+            close(writeEnd)
+            throw error
+        }
+        close(writeEnd)
+        let log = ChildLog()
+        log.startDraining(readEnd, threadName: "demo.\(name).stderr")
+        return DemoChild(name: name, process: process, log: log)
+    }
+
+    // MARK: Listeners
+
+    /// Waits for both `listening` lines; throws, with the child's last words, when it exits first
+    /// or the timeout passes.
+    func waitForListeners(timeout: Duration) async throws -> Listeners {
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            if let listeners = log.listeners { return listeners }
+            if log.ended || process.hasExited() {
+                // The last lines may still be in the pipe: give the drain a moment.
+                try await Task.sleep(for: .milliseconds(50))
+                throw ChildProcess.LaunchError(description: "\(name) exited before it listened: \(lastWords())")
+            }
+            guard ContinuousClock.now < deadline else {
+                throw ChildProcess.LaunchError(
+                    description: "\(name) did not report its listeners within \(timeout): \(lastWords())"
+                )
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The last lines the child wrote, for error messages.
+    func lastWords() -> String {
+        let lines = log.tail()
+        return lines.isEmpty ? "(it wrote nothing)" : lines.suffix(5).joined(separator: " | ")
+    }
+
+    // MARK: Signals and exit
+
+    func send(_ signal: Int32) { process.send(signal) }
+
+    func hasExited() -> Bool { process.hasExited() }
+
+    /// How the child ended, in words; nil while it runs.
+    var exitDescription: String? { process.termination?.description }
+
+    func waitForExit(timeout: Duration) async -> Bool {
+        await process.waitForExit(timeout: timeout, interval: .milliseconds(10))
+    }
+
+    /// SIGTERM (the child drains), then SIGKILL after `grace`; the child is reaped either way.
+    func stop(grace: Duration) async { await process.stop(grace: grace) }
+
+    /// SIGKILL, no drain: a crash, as far as its peers can tell.
+    func crash() async { await process.crash() }
+}
+
+/// A child's standard error, line by line: the last lines for error messages, and the listeners.
+private final class ChildLog: Sendable {
+    private struct State {
+        var lines: [String] = []
+        var partial: [UInt8] = []
+        var data: Int?
+        var admin: Int?
+        var ended = false
+    }
+
+    /// The fields of a `--log-format json` line that the demo reads.
+    private struct LogLine: Decodable {
+        var message: String
+        var listener: String?
+        var address: String?
+    }
+
+    private static let keptLines = 50
+    private let state = Mutex(State())
+
+    var listeners: DemoChild.Listeners? {
+        state.withLock { state in
+            guard let data = state.data, let admin = state.admin else { return nil }
+            return DemoChild.Listeners(data: data, admin: admin)
+        }
+    }
+
+    var ended: Bool { state.withLock { $0.ended } }
+
+    func tail() -> [String] { state.withLock { $0.lines } }
+
+    /// Reads `descriptor` until end of file (the child exited) on a thread of its own, then closes it.
+    func startDraining(_ descriptor: Int32, threadName: String) {
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0, errno == EINTR { continue }
+                if count <= 0 { break }
+                append(buffer[..<count])
+            }
+            close(descriptor)
+            state.withLock { $0.ended = true }
+        }
+        thread.name = threadName
+        thread.start()
+    }
+
+    private func append(_ bytes: ArraySlice<UInt8>) {
+        state.withLock { state in
+            state.partial.append(contentsOf: bytes)
+            while let newline = state.partial.firstIndex(of: UInt8(ascii: "\n")) {
+                let line = String(decoding: state.partial[..<newline], as: UTF8.self)
+                state.partial.removeSubrange(...newline)
+                Self.record(line, in: &state)
+            }
+            // A child that never ends a line must not grow this without bound.
+            if state.partial.count > 1 << 16 { state.partial.removeAll() }
+        }
+    }
+
+    private static func record(_ line: String, in state: inout State) {
+        state.lines.append(line)
+        if state.lines.count > keptLines { state.lines.removeFirst(state.lines.count - keptLines) }
+        guard let parsed = try? JSONDecoder().decode(LogLine.self, from: Data(line.utf8)),
+            parsed.message == "listening",
+            let port = parsed.address?.split(separator: ":").last.flatMap({ Int($0) })
+        else { return }
+        switch parsed.listener {
+        case "data": state.data = port
+        case "admin": state.admin = port
+        default: break
+        }
+    }
+}
