@@ -78,7 +78,10 @@ enum RoleRunner {
         // answering 503 on /readyz.
         let services = ServiceGroup(
             configuration: .init(
-                services: [.init(service: admin), .init(service: role)],
+                // A role that ends by itself (elect, when its command exits) drains the rest.
+                services: [
+                    .init(service: admin), .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
+                ],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: environment.logger
             )

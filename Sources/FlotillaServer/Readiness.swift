@@ -17,6 +17,12 @@ public final class Readiness: Sendable {
         state.withLock { if $0 == .starting { $0 = .ready } }
     }
 
+    /// For roles whose readiness follows a dependency (elect: its coordinator): ready while it
+    /// answers, starting while it does not; a drain is final.
+    public func set(ready: Bool) {
+        state.withLock { if $0 != .draining { $0 = ready ? .ready : .starting } }
+    }
+
     public func markDraining() {
         state.withLock { $0 = .draining }
     }
