@@ -71,7 +71,11 @@ struct ElectorTests {
                 try await running[leader.configuration.candidate]?.value
                 running[leader.configuration.candidate] = nil
                 if round < 3 {
-                    let next = try await waitForLeader(electors.filter { running[$0.configuration.candidate] != nil }, excluding: [], within: .seconds(2))
+                    let next = try await waitForLeader(
+                        electors.filter { running[$0.configuration.candidate] != nil },
+                        excluding: [],
+                        within: .seconds(2)
+                    )
                     #expect(next.status.term?.token == UInt64(round + 1))
                 }
             }
@@ -86,7 +90,11 @@ struct ElectorTests {
         }
     }
 
-    private func waitForLeader(_ electors: [Elector], excluding: Set<String>, within timeout: Duration) async throws -> Elector {
+    private func waitForLeader(
+        _ electors: [Elector],
+        excluding: Set<String>,
+        within timeout: Duration
+    ) async throws -> Elector {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if let leader = electors.first(where: { $0.status.term != nil }) { return leader }

@@ -38,6 +38,31 @@ struct DemoTests {
         #expect(survivors.isEmpty, "left behind: \(survivors): \(result)")
     }
 
+    @Test("a demo killed with SIGKILL takes its shards and proxy with it (parent-death signal)")
+    func killedDemoLeavesNothing() throws {
+        let run = try DemoRun.start(["demo", "--duration-scale", "0.3"])
+        defer { DemoRun.killMarked(token: run.token) }
+        let pid = run.process.processIdentifier
+        // Wait until the four shards and the proxy run, then kill the demo outright.
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: .seconds(60))
+        while DemoRun.children(of: pid).count < 5, clock.now < deadline, run.process.isRunning {
+            usleep(50_000)
+        }
+        let children = DemoRun.children(of: pid)
+        try #require(children.count >= 5, "the demo did not start its children: \(children)")
+        kill(pid, SIGKILL)
+        let result = run.waitForExit(timeout: .seconds(10))
+        #expect(result.status == 128 + SIGKILL, "\(result)")
+        var survivors = DemoRun.markedProcesses(token: run.token)
+        let gone = clock.now.advanced(by: .seconds(5))
+        while !survivors.isEmpty, clock.now < gone {
+            usleep(20_000)
+            survivors = DemoRun.markedProcesses(token: run.token)
+        }
+        #expect(survivors.isEmpty, "left behind after SIGKILL of the demo: \(survivors)")
+    }
+
     @Test("a bad --duration-scale is a usage error")
     func usage() throws {
         let run = try CommandRun.flotilla(["demo", "--duration-scale", "0"])
