@@ -156,6 +156,7 @@ let package = Package(
                 "FlotillaProcess",
                 "FlotillaElectionAPI",
                 "CFlotillaSpawn",
+                .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),

@@ -146,27 +146,34 @@ public final class Elector: Service {
         }
     }
 
+    /// Resigns `term`, waiting at most `resignTimeout`. Runs in a task of its own, which a
+    /// cancellation of `run()` does not reach: the resign is what lets a standby take over at once.
     private func resign(_ term: ElectionTerm) async {
-        do {
-            _ = try await withThrowingTaskGroup(of: Bool.self) { group in
-                group.addTask {
-                    try await self.coordinator.resign(term)
-                    return true
+        let coordinator = self.coordinator
+        let timeout = configuration.resignTimeout
+        let logger = self.logger
+        await Task {
+            do {
+                _ = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    group.addTask {
+                        try await coordinator.resign(term)
+                        return true
+                    }
+                    group.addTask {
+                        try await Task.sleep(for: timeout)
+                        return false
+                    }
+                    defer { group.cancelAll() }
+                    if try await group.next() == false {
+                        throw CoordinatorError(.unreachable, "no answer within \(timeout)")
+                    }
                 }
-                group.addTask {
-                    try await Task.sleep(for: self.configuration.resignTimeout)
-                    return false
-                }
-                defer { group.cancelAll() }
-                if try await group.next() == false {
-                    throw CoordinatorError(.unreachable, "no answer within \(self.configuration.resignTimeout)")
-                }
+                logger.info("resigned", metadata: ["election.token": "\(term.token)"])
+            } catch {
+                // The lease then ends by itself within its TTL.
+                logger.warning("resign failed", metadata: ["election.token": "\(term.token)", "error": "\(error)"])
             }
-            logger.info("resigned", metadata: ["election.token": "\(term.token)"])
-        } catch {
-            // The lease then ends by itself within its TTL.
-            logger.warning("resign failed", metadata: ["election.token": "\(term.token)", "error": "\(error)"])
-        }
+        }.value
     }
 
     // MARK: One term

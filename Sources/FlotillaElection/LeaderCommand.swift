@@ -26,12 +26,15 @@ public final class LeaderCommand: LeaderWork {
     }
 
     public let configuration: Configuration
+    /// Asked for a descriptor the child must inherit (the file backend's lock).
+    private let coordinator: (any ElectionCoordinator)?
     private let logger: Logger
     /// How the child ended when it ended by itself (not stopped for a step-down).
     private let ownEnd = Mutex<ChildProcess.Termination?>(nil)
 
-    public init(configuration: Configuration, logger: Logger) {
+    public init(configuration: Configuration, coordinator: (any ElectionCoordinator)? = nil, logger: Logger) {
         self.configuration = configuration
+        self.coordinator = coordinator
         self.logger = logger
     }
 
@@ -51,6 +54,10 @@ public final class LeaderCommand: LeaderWork {
             environment: environment
         )
         spawn.standardInput = .inherit
+        if let descriptor = coordinator?.descriptorForChild(of: term) {
+            environment["FLOTILLA_LOCK_FD"] = "\(descriptor)"
+            spawn.environment = environment
+        }
         let child: ChildProcess
         do {
             child = try await ChildProcess.spawn(spawn)

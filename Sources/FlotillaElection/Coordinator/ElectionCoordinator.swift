@@ -66,6 +66,15 @@ public protocol ElectionCoordinator: Sendable {
 
     /// Releases connections and files. The coordinator is not used afterwards.
     func shutdown() async
+
+    /// A descriptor the leader's child process must inherit while `term` holds, or nil (default).
+    /// The file backend gives its locked descriptor: the kernel then frees the lock only once
+    /// both the elector and its child are gone, so no new leader starts before the old child died.
+    func descriptorForChild(of term: ElectionTerm) -> Int32?
+}
+
+extension ElectionCoordinator {
+    public func descriptorForChild(of term: ElectionTerm) -> Int32? { nil }
 }
 
 /// A coordinator that could not be reached, or answered something unexpected.

@@ -14,7 +14,8 @@ import Darwin
 /// The file also keeps the election's state, written only by the lock's holder: the fencing
 /// counter, incremented on every acquisition and synced to disk before the term is returned, and
 /// the leader's id. A file lock has no lease: a leader that is paused (SIGSTOP) keeps the lock,
-/// and nobody else leads until it resumes or dies.
+/// and nobody else leads until it resumes or dies. The leader's child inherits the locked
+/// descriptor (`descriptorForChild`), so the lock outlives the elector until the child is gone too.
 public final class FileCoordinator: ElectionCoordinator {
     /// How the file coordinator waits and what it reports.
     public struct Configuration: Sendable {
@@ -101,6 +102,15 @@ public final class FileCoordinator: ElectionCoordinator {
         }
         guard let content = try Self.read(descriptor), let leader = content.leader else { return nil }
         return LeaderRecord(id: leader, token: content.token)
+    }
+
+    public func descriptorForChild(of term: ElectionTerm) -> Int32? {
+        held.withLock { held -> Int32? in
+            guard let held, held.token == term.token else { return nil }
+            // Inheritable from now on: `flotilla elect` starts no other child than the leader's.
+            _ = fcntl(held.descriptor, F_SETFD, 0)
+            return held.descriptor
+        }
     }
 
     public func shutdown() async {

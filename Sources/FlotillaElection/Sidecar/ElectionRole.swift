@@ -1,3 +1,4 @@
+import CoreMetrics
 import FlotillaCore
 import FlotillaElectionAPI
 import FlotillaServer
@@ -25,6 +26,7 @@ public struct ElectionRole: Service {
     public let configuration: Configuration
     public let elector: Elector
     private let readiness: Readiness
+    private let metrics: ElectionMetrics
     private let group: any EventLoopGroup
     private let logger: Logger
 
@@ -32,12 +34,14 @@ public struct ElectionRole: Service {
         configuration: Configuration,
         elector: Elector,
         readiness: Readiness,
+        metricsFactory: any MetricsFactory,
         group: any EventLoopGroup,
         logger: Logger
     ) {
         self.configuration = configuration
         self.elector = elector
         self.readiness = readiness
+        self.metrics = ElectionMetrics(factory: metricsFactory)
         self.group = group
         self.logger = logger
     }
@@ -50,9 +54,11 @@ public struct ElectionRole: Service {
                 tasks.addTask { try await app.run() }
             }
             tasks.addTask {
-                // Readiness follows the coordinator.
+                // Readiness and the gauges follow the elector.
                 while !Task.isCancelled {
-                    readiness.set(ready: elector.status.coordinatorReachable)
+                    let status = elector.status
+                    readiness.set(ready: status.coordinatorReachable)
+                    metrics.update(with: status)
                     try? await Task.sleep(for: .milliseconds(100))
                 }
             }
