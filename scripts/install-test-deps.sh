@@ -4,6 +4,7 @@
 #
 #   Debian:  memcached (the real peer), libmemcached-tools (memcaslap, memcstat, ...),
 #            nutcracker (twemproxy: the reference for ketama placement),
+#            etcd-server (the election coordinator's tests start their own etcd),
 #            python3-venv (only when the python3 on PATH cannot make a venv)
 #   PyPI:    pymemcache and pytest, into <repo>/.build-venv (git-ignored; made with
 #            --system-site-packages so an already installed pytest is reused)
@@ -25,7 +26,7 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 # --- Debian packages --------------------------------------------------------------------
-apt_packages=(memcached libmemcached-tools nutcracker)
+apt_packages=(memcached libmemcached-tools nutcracker etcd-server)
 if ! "${python}" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_packages+=(python3-venv)
 fi
@@ -66,6 +67,22 @@ for pidfile in /run/memcached/memcached.pid /var/run/memcached/memcached.pid /ru
     fi
 done
 say "packaged memcached daemon: not running (tests start their own servers)"
+
+# --- nor the packaged etcd daemon --------------------------------------------------------
+# Not `service etcd stop`: its init script stops every /usr/bin/etcd, tests' own included.
+if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    systemctl disable --now etcd >/dev/null 2>&1 || true
+fi
+if [[ -x /etc/init.d/etcd ]]; then
+    update-rc.d etcd disable >/dev/null 2>&1 || true
+fi
+if [[ -s /run/etcd.pid ]]; then
+    pid="$(cat /run/etcd.pid)"
+    if [[ "${pid}" =~ ^[0-9]+$ ]] && [[ "$(cat "/proc/${pid}/comm" 2>/dev/null || true)" == etcd ]]; then
+        say "stopping packaged etcd daemon (pid ${pid})"
+        kill "${pid}" 2>/dev/null || true
+    fi
+fi
 
 # --- Python venv with pymemcache and pytest ---------------------------------------------
 if [[ -x "${venv}/bin/python" ]] && "${venv}/bin/python" -c 'import pymemcache, pytest' >/dev/null 2>&1; then
