@@ -4,7 +4,8 @@
 #
 #   Debian:  memcached (the real peer), libmemcached-tools (memcaslap, memcstat, ...),
 #            nutcracker (twemproxy: the reference for ketama placement),
-#            etcd-server (the election coordinator's tests start their own etcd),
+#            etcd-server (the election tests start their own etcd), etcd-client (etcdctl, the
+#            election benchmark's peer),
 #            python3-venv (only when the python3 on PATH cannot make a venv)
 #   PyPI:    pymemcache and pytest, into <repo>/.build-venv (git-ignored; made with
 #            --system-site-packages so an already installed pytest is reused)
@@ -26,7 +27,7 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 # --- Debian packages --------------------------------------------------------------------
-apt_packages=(memcached libmemcached-tools nutcracker etcd-server)
+apt_packages=(memcached libmemcached-tools nutcracker etcd-server etcd-client)
 if ! "${python}" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_packages+=(python3-venv)
 fi

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh Debian machine with the Swift toolchain: installs what the
-# tests need (memcached, libmemcached-tools, pymemcache), checks the format, builds, then runs
+# tests need (memcached, libmemcached-tools, nutcracker, etcd, pymemcache), checks the format, builds, then runs
 # the Swift tests (unit and integration, which start real memcached and flotilla processes)
 # and the Python tests that drive flotilla with real clients.
 set -euo pipefail

@@ -18,6 +18,7 @@ struct CacheCommand: AsyncParsableCommand {
             """
     )
 
+    @OptionGroup var listener: ListenOption
     @OptionGroup var common: CommonOptions
 
     @Option(help: "Memory for items: keys, values and per-item overhead (default: 64MiB).", transform: parseByteSize)
@@ -43,7 +44,7 @@ struct CacheCommand: AsyncParsableCommand {
 
     func run() async throws {
         var configuration = CacheServer.Configuration()
-        configuration.listen = common.listen ?? HostPort(host: "127.0.0.1", port: 11211)
+        configuration.listen = listener.listen ?? HostPort(host: "127.0.0.1", port: 11211)
         configuration.memoryLimit = memory.bytes
         configuration.maxItemSize = maxItemSize.bytes
         configuration.maxConnections = maxConnections

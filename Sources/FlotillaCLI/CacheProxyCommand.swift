@@ -23,6 +23,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
         subcommands: [CacheProxyVerifyCommand.self]
     )
 
+    @OptionGroup var listener: ListenOption
     @OptionGroup var common: CommonOptions
 
     @Option(help: "The shards, HOST:PORT[:WEIGHT],… (flotilla cache or memcached servers).")
@@ -77,7 +78,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
             throw ValidationError("--shard-timeout must be more than 0 and at most 60s")
         }
         guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        configuration.listen = common.listen ?? HostPort(host: "127.0.0.1", port: 22122)
+        configuration.listen = listener.listen ?? HostPort(host: "127.0.0.1", port: 22122)
         configuration.replicas = replicas
         configuration.consistency = consistency
         configuration.distribution = distribution == .ring ? .ring : .ketama(hash: .fnv1a64)

@@ -4,14 +4,17 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// The flags every long-running role takes (DESIGN.md §2).
-struct CommonOptions: ParsableArguments {
+/// The data listener of the roles that have one (elect's sidecar listens on --http instead).
+struct ListenOption: ParsableArguments {
     @Option(
         help: "Data listener, HOST:PORT (default: the role's port, 11211 for cache; port 0 picks a free port).",
         transform: parseHostPort
     )
     var listen: HostPort?
+}
 
+/// The flags every long-running role takes (DESIGN.md §2).
+struct CommonOptions: ParsableArguments {
     @Option(help: "Address of the admin HTTP listener, HOST:PORT (default: 127.0.0.1:9100).", transform: parseHostPort)
     var admin: HostPort = HostPort(host: "127.0.0.1", port: 9100)
 

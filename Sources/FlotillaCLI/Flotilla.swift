@@ -14,7 +14,8 @@ struct Flotilla: AsyncParsableCommand {
             """,
         version: FlotillaVersion.current,
         subcommands: [
-            DemoCommand.self, CacheCommand.self, CacheProxyCommand.self, BenchCommand.self, PlanCommand.self,
+            DemoCommand.self, CacheCommand.self, CacheProxyCommand.self, ElectCommand.self, BenchCommand.self,
+            PlanCommand.self,
         ]
     )
 

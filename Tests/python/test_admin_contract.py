@@ -6,28 +6,12 @@ import json
 import socket
 
 import pytest
-import yaml
-from openapi_schema_validator import OAS31Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
 
+from contract import Contract
 from flotilla_server import REPO, FlotillaProcess
 
-SPEC = yaml.safe_load((REPO / "Sources" / "FlotillaAdminAPI" / "openapi.yaml").read_text())
-REGISTRY = Registry().with_resource("urn:flotilla-admin", Resource.from_contents(SPEC, default_specification=DRAFT202012))
-
-
-def validate(path: str, status: int, body: bytes, content_type: str) -> None:
-    """Validates one answer against the response the document declares for it."""
-    responses = SPEC["paths"][path]["get"]["responses"]
-    assert str(status) in responses, f"{path} answered {status}, which the contract does not declare"
-    media = responses[str(status)]["content"]
-    declared = content_type.split(";")[0].strip()
-    assert declared in media, f"{path} answered {declared}, the contract declares {list(media)}"
-    schema = media[declared]["schema"]
-    instance = json.loads(body) if declared == "application/json" else body.decode()
-    resolvable = {"$ref": "urn:flotilla-admin#" + schema["$ref"][1:]} if "$ref" in schema else schema
-    OAS31Validator(resolvable, registry=REGISTRY).validate(instance)
+CONTRACT = Contract(REPO / "Sources" / "FlotillaAdminAPI" / "openapi.yaml")
+validate = CONTRACT.validate
 
 
 @pytest.fixture(scope="module")
