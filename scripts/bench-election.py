@@ -36,7 +36,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "Tests" / "python"))
 from election_support import Etcd  # noqa: E402
-from proxy_support import wait_for  # noqa: E402
+from flotilla_server import wait_for  # noqa: E402
 
 
 def say(message: str) -> None:
@@ -58,9 +58,9 @@ def flotilla_binary() -> str:
 class Candidates:
     """Three `flotilla elect` candidates whose command appends `TOKEN NANOSECONDS` to a file."""
 
-    def __init__(self, binary: str, coordinator: str, ttl: str, directory: str):
+    def __init__(self, binary: str, coordinator: str, ttl: str, history: str):
         self.binary, self.coordinator, self.ttl = binary, coordinator, ttl
-        self.history = os.path.join(directory, "history")
+        self.history = history
         self.procs: list[subprocess.Popen] = []
         self.serial = 0
         for _ in range(3):
@@ -178,7 +178,7 @@ def main() -> int:
         coordinators = {"file": f"file:{directory}/bench.lock", "etcd": etcd.url}
         for backend, coordinator in coordinators.items():
             results[backend] = {"crash": [], "graceful": []}
-            candidates = Candidates(binary, coordinator, args.ttl, os.path.join(directory, backend) + "-")
+            candidates = Candidates(binary, coordinator, args.ttl, os.path.join(directory, f"{backend}.history"))
             try:
                 for round_ in range(args.rounds):
                     for kind, number in (("graceful", signal.SIGTERM), ("crash", signal.SIGKILL)):

@@ -250,7 +250,8 @@ public final class ChildProcess: Sendable {
     @discardableResult
     public func stop(grace: Duration) async -> Termination {
         send(SIGTERM)
-        if await waitForExit(timeout: grace) { return termination ?? .unknown }
+        // Polled each millisecond: a successor waits on this stop (a handover's critical path).
+        if await waitForExit(timeout: grace, interval: .milliseconds(1)) { return termination ?? .unknown }
         send(SIGKILL)
         _ = await waitForExit(timeout: .seconds(5))
         return termination ?? .unknown

@@ -24,8 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from flotilla_server import REPO
-from proxy_support import free_port, wait_for
+from flotilla_server import REPO, free_port, wait_for
 
 CHILD = Path(__file__).with_name("leader_child.py")
 ETCD_MISSING = "etcd is not installed; install it (`scripts/install-test-deps.sh` or `apt-get install etcd-server`)"

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import pytest
 from pymemcache.client.base import Client
 
-from flotilla_server import FlotillaProcess
+from flotilla_server import FlotillaProcess, free_port, wait_for  # noqa: F401 (re-exported)
 
 MEMCACHED_MISSING = (
     "memcached is not installed; install it (`scripts/install-test-deps.sh` or `apt-get install memcached`) "
@@ -44,21 +44,6 @@ def require_memcached() -> str:
             pytest.fail(MEMCACHED_MISSING)
         pytest.skip(MEMCACHED_MISSING)
     return path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 5.0, step: float = 0.02) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(step)
-    return bool(condition())
 
 
 class Memcached:

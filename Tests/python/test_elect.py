@@ -18,7 +18,7 @@ import pytest
 from contract import Contract
 from election_support import (Candidate, Etcd, current_leader, flotilla_binary, now, process_gone,
                               read_history, require_etcd)
-from proxy_support import free_port, wait_for
+from flotilla_server import free_port, wait_for
 
 SIDECAR = Contract(Path(__file__).resolve().parents[2] / "Sources" / "FlotillaElectionAPI" / "openapi.yaml")
 TTL = "2s"
