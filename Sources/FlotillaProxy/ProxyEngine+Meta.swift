@@ -96,7 +96,10 @@ extension ProxyConnectionHandler {
         unconditional.flags.compareCAS = nil
         var copy = ByteBuffer()
         MemcacheForwarding.writeMeta(unconditional, into: &copy)
+        // The copies must reach the other replicas before this client's later requests do.
+        holdPipeline()
         shards.links[primary].call(bytes, expecting: .meta) { result in
+            defer { self.releasePipeline() }
             guard case .success(let reply) = result else {
                 self.finishForwarded(slot, result)
                 return
