@@ -77,6 +77,12 @@ extension ProxyConnectionHandler {
     func retrievalRound(_ request: RetrievalRequest, state: RetrievalState, slot: ReplySlot) {
         var groups: [Int: [Int]] = [:]
         for index in state.keys.indices where state.results[index] == nil && !state.settled[index] {
+            // Checked now, not when the miss came in: another shard's reply may have held this
+            // round back while the client's later write of the key went out.
+            if !state.tried[index].isEmpty, !mayFallBack(request, state.keys[index], slot) {
+                state.settled[index] = true
+                continue
+            }
             let replicas = state.replicas[index]
             let untried = replicas.filter { !state.tried[index].contains($0) }
             guard !untried.isEmpty else {
