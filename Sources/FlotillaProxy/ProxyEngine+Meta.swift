@@ -36,7 +36,7 @@ extension ProxyConnectionHandler {
             metaGet(
                 bytes,
                 key: request.key,
-                replicas: context.liveReplicas(request.key),
+                replicas: context.readReplicas(request.key),
                 tried: [],
                 quiet: quiet,
                 slot: slot,
@@ -45,7 +45,7 @@ extension ProxyConnectionHandler {
         case .debug:
             MemcacheForwarding.writeMeta(request, into: &bytes)
             let slot = openSlot(.metaDebug)
-            guard let primary = context.liveReplicas(request.key).first else {
+            guard let primary = context.readReplicas(request.key).first else {
                 finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
                 return
             }
