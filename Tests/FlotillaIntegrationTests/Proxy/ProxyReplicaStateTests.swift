@@ -119,7 +119,7 @@ struct ProxyReplicaStateTests {
                     try PeerProcess.withMemcached { shard2 in
                         try PeerProcess.withCacheProxy(
                             shardPorts: [shard0, shard1, shard2],
-                            extraArguments: ["--replicas", "2", "--consistency", "all"]
+                            extraArguments: ["--replicas", "2", "--consistency", "all", "--shard-timeout", "10s"]
                         ) { proxy in
                             try body(Side(port: proxy.dataPort), Side(port: referencePort))
                         }
