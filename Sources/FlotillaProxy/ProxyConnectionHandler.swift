@@ -42,6 +42,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private var slots = CircularBuffer<ReplySlot>()
     private var outbound = ByteBuffer()
     private var paused = false
+    /// A compare-and-swap waits for the primary's answer before its copies go to the other
+    /// replicas: later requests of this client wait with it, so that none overtakes a copy.
+    private var held = false
+    private var processing = false
     private var pendingRead = false
     private var draining = false
     private(set) var closing = false
@@ -80,11 +84,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// Decodes and starts requests while the client has room.
     private func process() {
-        guard !closing, !closeAfterReplies, inbound != nil else { return }
-        while slots.count < Self.maxPendingRequests, let request = decoder.decode(buffer: &inbound!) {
+        guard !closing, !closeAfterReplies, !processing, inbound != nil else { return }
+        processing = true
+        while !held, slots.count < Self.maxPendingRequests, let request = decoder.decode(buffer: &inbound!) {
             execute(request)
             if closeAfterReplies || closing { break }
         }
+        processing = false
         paused = slots.count >= Self.maxPendingRequests
         if let buffer = inbound {
             if buffer.readableBytes == 0 {
@@ -172,13 +178,30 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Starts no further request of this client until `releasePipeline()`.
+    func holdPipeline() {
+        held = true
+    }
+
+    /// Resumes the requests held back by `holdPipeline()`.
+    func releasePipeline() {
+        guard held else { return }
+        held = false
+        guard !processing else { return }
+        process()
+        if pendingRead, !paused, !held {
+            pendingRead = false
+            channelContext?.read()
+        }
+    }
+
     /// Close the connection once every earlier reply is written.
     func closeWhenReplied() {
         closeAfterReplies = true
     }
 
     func read(context: ChannelHandlerContext) {
-        if paused {
+        if paused || held {
             pendingRead = true
         } else {
             context.read()

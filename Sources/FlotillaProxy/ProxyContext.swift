@@ -20,11 +20,28 @@ final class ProxyContext: Sendable {
         self.version = version
     }
 
-    /// The key's live replicas (first is the primary), walking past down shards.
+    /// The key's live replicas, the ones its writes go to (first is the primary), walking past
+    /// down shards. A recovering shard is live, but placed after the others: the primary, whose
+    /// CAS uniques the client sees, is one that serves reads.
     func liveReplicas(_ key: ByteBuffer) -> ReplicaSet {
-        key.withUnsafeReadableBytes { bytes in
+        let live = key.withUnsafeReadableBytes { bytes in
             router.replicaSet(for: bytes) { self.health.isLive($0) }
         }
+        guard health.anyRecovering else { return live }
+        var ordered = ReplicaSet(live.lazy.filter { self.health.isReadable($0) })
+        for shard in live where !health.isReadable(shard) { ordered.append(shard) }
+        return ordered
+    }
+
+    /// The key's replicas to read from: the live ones, less a recovering shard (it may still miss
+    /// writes it is being repaired for), unless it is the only one.
+    func readReplicas(_ key: ByteBuffer) -> ReplicaSet {
+        let live = key.withUnsafeReadableBytes { bytes in
+            router.replicaSet(for: bytes) { self.health.isLive($0) }
+        }
+        guard health.anyRecovering else { return live }
+        let readable = ReplicaSet(live.lazy.filter { self.health.isReadable($0) })
+        return readable.isEmpty ? live : readable
     }
 
     /// The key's replicas when every shard is up.

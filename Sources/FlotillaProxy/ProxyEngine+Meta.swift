@@ -15,41 +15,37 @@ extension ProxyConnectionHandler {
             finish(slot, lineBuffer("MN"), failed: false)
         case .get:
             MemcacheForwarding.writeMeta(request, into: &bytes)
-            let slot = openSlot(.metaGet)
-            let replicas = context.liveReplicas(request.key)
-            // Flags that read or change one server's state (CAS unique, TTL, hit and access
-            // times, vivify and recache tokens) make the primary the only authority.
-            let onPrimary =
-                request.flags.reportsOrChangesState || request.tokens.contains { $0.flag == UInt8(ascii: "c") }
-                || lastWrite(request.key) != nil
-            if onPrimary, let primary = replicas.first {
-                if let exptime = request.flags.newExptime {
-                    propagateTouch(request.key, exptime: exptime, to: replicas, except: primary)
-                }
-                metaGet(
-                    bytes,
+            if request.flags.changesItem {
+                // Vivify (N), recache (R) and a new TTL (T) change the item, and the next reply
+                // depends on it (W once, then Z; the placeholder item): every replica must make
+                // the same change, as for a write, or a later read on another replica differs.
+                replicate(
                     key: request.key,
-                    replicas: ReplicaSet([primary]),
-                    tried: [],
-                    quiet: quiet,
-                    slot: slot,
-                    lastFailure: nil
+                    request: bytes,
+                    operation: .metaGet,
+                    noreply: false,
+                    expected: .meta,
+                    quiet: quiet ? { reply in reply.metaCode == "EN" } : nil
                 )
-            } else {
-                metaGet(
-                    bytes,
-                    key: request.key,
-                    replicas: replicas,
-                    tried: [],
-                    quiet: quiet,
-                    slot: slot,
-                    lastFailure: nil
-                )
+                return
             }
+            let slot = openSlot(.metaGet)
+            // mg answers with one server's state of the item (a stale item's win token, W once
+            // then Z; the CAS unique; hit and access times): the primary is that server, as
+            // for gets. A miss or a failure there still moves on to the other replicas.
+            metaGet(
+                bytes,
+                key: request.key,
+                replicas: context.readReplicas(request.key),
+                tried: [],
+                quiet: quiet,
+                slot: slot,
+                lastFailure: nil
+            )
         case .debug:
             MemcacheForwarding.writeMeta(request, into: &bytes)
             let slot = openSlot(.metaDebug)
-            guard let primary = context.liveReplicas(request.key).first else {
+            guard let primary = context.readReplicas(request.key).first else {
                 finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
                 return
             }
@@ -100,7 +96,10 @@ extension ProxyConnectionHandler {
         unconditional.flags.compareCAS = nil
         var copy = ByteBuffer()
         MemcacheForwarding.writeMeta(unconditional, into: &copy)
+        // The copies must reach the other replicas before this client's later requests do.
+        holdPipeline()
         shards.links[primary].call(bytes, expecting: .meta) { result in
+            defer { self.releasePipeline() }
             guard case .success(let reply) = result else {
                 self.finishForwarded(slot, result)
                 return
@@ -117,7 +116,7 @@ extension ProxyConnectionHandler {
         }
     }
 
-    /// mg: one replica; a miss (`EN`) or a failure moves on to the next replica.
+    /// mg: the primary; a miss (`EN`) or a failure moves on to the next replica.
     func metaGet(
         _ bytes: ByteBuffer,
         key: ByteBuffer,
@@ -137,7 +136,7 @@ extension ProxyConnectionHandler {
             }
             return
         }
-        let target = tried.isEmpty ? shards.chooseReplica(ReplicaSet(untried)) : untried[0]
+        let target = untried[0]
         shards.links[target].call(bytes, expecting: .meta) { result in
             switch result {
             case .success(.meta(let meta)) where meta.code == "EN":
@@ -188,5 +187,12 @@ extension ProxyConnectionHandler {
         case .failure(let failure):
             finish(slot, lineBuffer("SERVER_ERROR \(failure.message)"), failed: true)
         }
+    }
+}
+
+extension MetaFlags {
+    /// `N`, `R` or `T`: the mg changes the item it reads.
+    var changesItem: Bool {
+        vivifyExptime != nil || recacheExptime != nil || newExptime != nil
     }
 }

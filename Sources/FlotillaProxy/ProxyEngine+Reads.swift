@@ -17,7 +17,7 @@ extension ProxyConnectionHandler {
         let slot = openSlot(request.operation)
         let state = RetrievalState(keys: request.keys)
         for index in request.keys.indices {
-            let replicas = context.liveReplicas(request.keys[index])
+            let replicas = context.readReplicas(request.keys[index])
             state.replicas[index] = replicas
         }
         retrievalRound(request, state: state, slot: slot)
@@ -28,7 +28,7 @@ extension ProxyConnectionHandler {
     func retrieveOne(_ request: RetrievalRequest) {
         let slot = openSlot(request.operation)
         let key = request.keys[0]
-        let replicas = context.liveReplicas(key)
+        let replicas = context.readReplicas(key)
         guard !replicas.isEmpty else {
             finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
             return
@@ -77,6 +77,12 @@ extension ProxyConnectionHandler {
     func retrievalRound(_ request: RetrievalRequest, state: RetrievalState, slot: ReplySlot) {
         var groups: [Int: [Int]] = [:]
         for index in state.keys.indices where state.results[index] == nil && !state.settled[index] {
+            // Checked now, not when the miss came in: another shard's reply may have held this
+            // round back while the client's later write of the key went out.
+            if !state.tried[index].isEmpty, !mayFallBack(request, state.keys[index], slot) {
+                state.settled[index] = true
+                continue
+            }
             let replicas = state.replicas[index]
             let untried = replicas.filter { !state.tried[index].contains($0) }
             guard !untried.isEmpty else {
@@ -188,7 +194,9 @@ extension ProxyConnectionHandler {
     func propagateTouch(_ key: ByteBuffer, exptime: Int32, to replicas: ReplicaSet, except target: Int) {
         var touch = ByteBuffer()
         MemcacheForwarding.writeTouch(key: key, exptime: exptime, into: &touch)
-        for replica in replicas where replica != target {
+        // A recovering replica serves no reads but takes writes, this one included.
+        let targets = context.health.anyRecovering ? context.liveReplicas(key) : replicas
+        for replica in targets where replica != target {
             shards.links[replica].call(touch, expecting: .line) { _ in }
         }
     }

@@ -22,7 +22,11 @@ extension ProxyConnectionHandler {
             finish(slot, request.noreply ? nil : lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
             return
         }
+        // The copies must reach the other replicas before this client's later requests do: a
+        // pipelined `delete` sent on at once would overtake the copy and leave it behind.
+        holdPipeline()
         shards.links[primary].call(bytes, expecting: .line) { result in
+            defer { self.releasePipeline() }
             switch result {
             case .success(.line(let line)):
                 guard line.status == .stored, replicas.count > 1 else {

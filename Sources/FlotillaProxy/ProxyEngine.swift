@@ -98,7 +98,7 @@ extension ProxyConnectionHandler {
         ]
         for (index, shard) in health.enumerated() {
             let name = context.configuration.shards[index].address
-            lines.append(("shard:\(name):state", shard.down ? "down" : "up"))
+            lines.append(("shard:\(name):state", shard.down ? "down" : shard.recovering ? "recovering" : "up"))
             lines.append(("shard:\(name):pending_hints", "\(shard.pendingHints)"))
             lines.append(("shard:\(name):hints_replayed", "\(shard.hintsReplayed)"))
             lines.append(("shard:\(name):outstanding", "\(shards.links[index].outstanding)"))

@@ -138,6 +138,12 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
     }
 
     /// One probe of a down shard; true when it serves again.
+    ///
+    /// When the probe answers, the shard *recovers* before it serves: it takes every write of its
+    /// keys again at once (so that no write after this point can miss it), serves no reads, and
+    /// its hinted keys are repaired; only then is it up. A shard that came back while writes
+    /// still went to the stand-ins would miss the writes in between; one that served reads before
+    /// its repair would serve values older than acknowledged ones.
     private func restore(_ shard: Int) async -> Bool {
         let timeout = context.configuration.shardTimeout
         var probes = ProbePool(addresses: addresses, group: group, timeout: timeout)
@@ -148,39 +154,60 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
                 case .line(let line) = try await target.request(versionRequest, expecting: .version, timeout: timeout),
                 line.status == .version
             else { return false }
-            var repaired = 0
-            for _ in 0..<5 {
-                let (hints, overflowed) = context.health.takeHints(shard)
-                if overflowed {
-                    logger.warning(
-                        "shard missed more writes than the hint queue holds: flushing it before it serves",
-                        metadata: ["shard": "\(context.configuration.shards[shard].address)"]
-                    )
-                    _ = try await target.request(flushRequest, expecting: .line, timeout: timeout)
-                }
-                if hints.isEmpty, !overflowed { break }
-                var start = 0
-                while start < hints.count {
-                    let batch = hints[start..<min(start + Self.repairBatch, hints.count)].map(\.key)
-                    do {
-                        try await repair(batch, on: shard, probes: &probes, removeStandIns: true)
-                    } catch {
-                        // Keep what is not repaired for the next probe.
-                        for left in hints[start...] { context.health.addHint(shard, key: left.key) }
-                        throw error
-                    }
-                    repaired += batch.count
-                    start += batch.count
-                }
+            if context.health.hintsOverflowed(shard) {
+                // Flushed while no client writes reach it, so that nothing acknowledged is flushed.
+                logger.warning(
+                    "shard missed more writes than the hint queue holds: flushing it before it serves",
+                    metadata: ["shard": "\(context.configuration.shards[shard].address)"]
+                )
+                _ = try await target.request(flushRequest, expecting: .line, timeout: timeout)
             }
-            context.health.markUp(shard, replayed: repaired)
-            // Writes that were hinted while it switched back: the shard is live now, repair them too.
-            await repairLive(shard)
-            return true
         } catch {
             return false
         }
+        guard context.health.beginRecovery(shard) else { return false }
+        var repaired = 0
+        var rounds = 0
+        while rounds < Self.recoveryRounds {
+            rounds += 1
+            let (hints, overflowed) = context.health.takeHints(shard)
+            if overflowed {
+                // Writes reach it now: it cannot be flushed. Down again; the next probe flushes it.
+                for hint in hints { context.health.addHint(shard, key: hint.key) }
+                context.health.keepOverflowed(shard)
+                context.health.abortRecovery(shard)
+                return false
+            }
+            if hints.isEmpty {
+                // Done, unless this is the first round: a write routed just before the switch may
+                // still be adding its hint.
+                if rounds > 1 { break }
+                try? await Task.sleep(for: .milliseconds(20))
+                continue
+            }
+            var start = 0
+            while start < hints.count {
+                let batch = hints[start..<min(start + Self.repairBatch, hints.count)].map(\.key)
+                do {
+                    try await repair(batch, on: shard, probes: &probes, removeStandIns: true)
+                } catch {
+                    for left in hints[start...] { context.health.addHint(shard, key: left.key) }
+                    context.health.abortRecovery(shard)
+                    return false
+                }
+                repaired += batch.count
+                start += batch.count
+            }
+            guard context.health.isRecovering(shard) else { return false }
+        }
+        guard context.health.markUp(shard, replayed: repaired) else { return false }
+        // Hints of writes that failed on it during the repair: it is up, repair them too.
+        await repairLive(shard)
+        return true
     }
+
+    /// Rounds of hint repair while a shard recovers; a write that fails on it meanwhile adds one.
+    static let recoveryRounds = 10
 
     /// Repairs the hints of a shard that is up (writes that failed on it without marking it down).
     private func repairLive(_ shard: Int) async {
@@ -216,11 +243,19 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
 
     /// Makes `shard` hold each key's current value: copied from the first live replica that has
     /// it (its other home replicas first, then the stand-ins that served while it was down), or
-    /// deleted when none has it. A client write can land between the copy's read and its write:
-    /// the copy then re-reads the source's CAS unique and copies again for every key that changed
-    /// meanwhile (a few times; a key still changing keeps its hint). With `removeStandIns`, the
-    /// stand-ins' copies are deleted after, so that they cannot resurface as stale values in a
-    /// later outage. Requests are pipelined per shard, a batch at a time.
+    /// deleted when none has it. With `removeStandIns`, the stand-ins' copies are deleted after,
+    /// so that they cannot resurface as stale values in a later outage. Requests are pipelined per
+    /// shard, a batch at a time.
+    ///
+    /// Client writes reach the shard while this runs (it is up or recovering), and must win:
+    /// - the shard's CAS counter is read first (the *watermark*): an item with a higher unique
+    ///   was written after the hints were taken, by a client, and is left alone (every write
+    ///   the hints stand for came before);
+    /// - the shard's unique for the key is read before the source's value, and the copy is
+    ///   guarded by it (`C<unique>`, or add mode where the shard has no item): a client write in
+    ///   between makes the copy fail;
+    /// - the source is read again after: a key whose value changed meanwhile is copied again (a
+    ///   few times; a key still changing keeps its hint).
     private func repair(_ keys: [ByteBuffer], on shard: Int, probes: inout ProbePool, removeStandIns: Bool) async throws
     {
         let timeout = context.configuration.shardTimeout
@@ -234,11 +269,33 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
             holders[key] = live.filter { home.contains($0) } + live.filter { !home.contains($0) }
             standIns[key] = live.filter { !home.contains($0) }
         }
+        let watermark = try await casWatermark(of: shard, probes: &probes)
+        // The uniques of this repair's own copies: above the watermark, but not a client's.
+        var copied: [ByteBuffer: UInt64] = [:]
         var pending = keys
         for _ in 0..<4 where !pending.isEmpty {
-            // Each key's value and CAS unique, asking its holders in order, one round per rank.
+            // The shard's own unique for each key first: what the copy is guarded by.
+            let current = try await probes.probe(shard).pipeline(
+                pending.map { metaRequest("mg", $0, flags: " b c") },
+                expecting: .meta,
+                timeout: timeout
+            )
+            var guards: [ByteBuffer: String] = [:]
+            var asking: [ByteBuffer] = []
+            for (key, reply) in zip(pending, current) {
+                switch Self.casUnique(reply) {
+                case .some(let unique) where unique > watermark && copied[key] != unique:
+                    continue  // A client wrote it after the hints were taken: it is current.
+                case .some(let unique):
+                    guards[key] = " C\(unique)"
+                case .none:
+                    guards[key] = " ME"
+                }
+                asking.append(key)
+            }
+            // Each key's value and unique, asking its holders in order, one round per rank.
             var found: [ByteBuffer: (holder: Int, value: MetaReply)] = [:]
-            var unresolved = pending
+            var unresolved = asking
             var rank = 0
             while !unresolved.isEmpty {
                 var byHolder: [Int: [ByteBuffer]] = [:]
@@ -264,29 +321,27 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
                 unresolved = stillMissing
                 rank += 1
             }
-            // The shard's own CAS unique for each key, so that the copy cannot overwrite a
-            // client's write that reaches the shard meanwhile.
-            let current = try await probes.probe(shard).pipeline(
-                pending.map { metaRequest("mg", $0, flags: " b c") },
-                expecting: .meta,
-                timeout: timeout
-            )
-            // Write the values (or delete the keys) on the shard, each guarded by that unique
-            // (or, where the shard has no item, as an add).
+            // Write the values (or delete the keys) on the shard, each guarded.
+            var written: [ByteBuffer] = []
             var writes: [ByteBuffer] = []
-            for (key, reply) in zip(pending, current) {
-                let guardFlag = Self.casToken(reply).flatMap { $0.isEmpty ? nil : " C" + $0.dropFirst() }
+            for key in asking {
+                let guardFlag = guards[key]!
                 if let value = found[key]?.value {
-                    writes.append(copyRequest(key, value, condition: guardFlag ?? " ME"))
-                } else if let guardFlag {
+                    writes.append(copyRequest(key, value, condition: guardFlag + " c"))
+                    written.append(key)
+                } else if guardFlag != " ME" {
                     writes.append(metaRequest("md", key, flags: " b" + guardFlag))
+                    written.append(key)
                 }
             }
-            _ = try await probes.probe(shard).pipeline(writes, expecting: .meta, timeout: timeout)
+            let results = try await probes.probe(shard).pipeline(writes, expecting: .meta, timeout: timeout)
+            for (key, result) in zip(written, results) {
+                if let unique = Self.casUnique(result) { copied[key] = unique }
+            }
             // Re-read the sources: a key whose CAS (or presence) changed is copied again.
             var changed: [ByteBuffer] = []
             var bySource: [Int: [ByteBuffer]] = [:]
-            for key in pending {
+            for key in asking {
                 if let source = found[key]?.holder ?? holders[key]?.first {
                     bySource[source, default: []].append(key)
                 }
@@ -298,8 +353,8 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
                     timeout: timeout
                 )
                 for (key, reply) in zip(asked, replies) {
-                    let now = Self.casToken(reply)
-                    let before = found[key].flatMap { Self.casToken(.meta($0.value)) }
+                    let now = Self.casUnique(reply)
+                    let before = found[key].flatMap { Self.casUnique(.meta($0.value)) }
                     if now != before { changed.append(key) }
                 }
             }
@@ -321,6 +376,25 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         }
     }
 
+    /// The shard's CAS counter now: the unique of a throwaway item (deleted at once). Every write
+    /// that reaches the shard after this gets a higher unique.
+    private func casWatermark(of shard: Int, probes: inout ProbePool) async throws -> UInt64 {
+        var set = metaRequest("ms", Self.watermarkKey, flags: " 1 b c T30")
+        set.writeStaticString("x\r\n")
+        let replies = try await probes.probe(shard).pipeline(
+            [set, metaRequest("md", Self.watermarkKey, flags: " b")],
+            expecting: .meta,
+            timeout: context.configuration.shardTimeout
+        )
+        guard let first = replies.first, let unique = Self.casUnique(first) else {
+            throw ProxyConfigurationError("shard gave no CAS unique for the repair watermark")
+        }
+        return unique
+    }
+
+    /// A key no text-protocol client can name (it starts with a NUL byte).
+    private static let watermarkKey = ByteBuffer(bytes: Array("\u{0}flotilla-repair-watermark".utf8))
+
     /// `ms` copying a value read with `mg … v f t`: same data, client flags and remaining TTL.
     private func copyRequest(_ key: ByteBuffer, _ value: MetaReply, condition: String) -> ByteBuffer {
         var data = value.data ?? ByteBuffer()
@@ -336,13 +410,13 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         return request
     }
 
-    /// The `c<unique>` flag of a meta reply; nil for a miss.
-    private static func casToken(_ reply: ShardReply) -> String? {
+    /// The `c<unique>` flag of a meta reply as a number; nil for a miss (or no unique).
+    private static func casUnique(_ reply: ShardReply) -> UInt64? {
         guard case .meta(let meta) = reply, meta.code == "VA" || meta.code == "HD" else { return nil }
         for token in meta.flags where token.readableBytesView.first == UInt8(ascii: "c") {
-            return String(buffer: token)
+            return UInt64(String(buffer: token).dropFirst())
         }
-        return ""
+        return nil
     }
 
     private var versionRequest: ByteBuffer { ByteBuffer(string: "version\r\n") }
@@ -371,7 +445,7 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         return health.indices.map { index in
             ShardAdminState(
                 address: context.configuration.shards[index].address,
-                up: !health[index].down,
+                up: !health[index].down && !health[index].recovering,
                 traffic: traffic[index],
                 outstanding: outstanding[index],
                 pendingHints: health[index].pendingHints,

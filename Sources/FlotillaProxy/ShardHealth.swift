@@ -6,7 +6,9 @@ import Synchronization
 /// Whether each shard is up, shared by every event loop; and the keys whose writes a shard missed.
 ///
 /// A shard is marked down after `failureLimit` consecutive failures (timeouts, refused or lost
-/// connections) and stays down until a probe reaches it and its hints are repaired.
+/// connections) and stays down until a probe reaches it. It then *recovers*: it takes every write
+/// of its keys again (so none can be missed after its hints are taken) but serves no read until
+/// its hints are repaired; then it is up.
 ///
 /// A hint is a key, not a write: repairing it copies the key's current value from a replica that
 /// has it (or deletes the key when none has), so hints can be repaired in any order and a write
@@ -20,6 +22,8 @@ public final class ShardHealth: Sendable {
     private struct State {
         var consecutiveFailures = 0
         var down = false
+        /// Back from down: takes writes, serves no reads until its hints are repaired.
+        var recovering = false
         var downSince: NIODeadline?
         var hints: [Hint] = []
         /// The keys in `hints`, so that a key written many times is repaired once.
@@ -34,9 +38,12 @@ public final class ShardHealth: Sendable {
     /// A flag per shard read on every routing decision, without a lock.
     private final class Flag: Sendable {
         let down = Atomic<Bool>(false)
+        let recovering = Atomic<Bool>(false)
     }
 
     private let flags: [Flag]
+    /// Shards recovering now: while 0 (almost always), routing need not ask `isReadable`.
+    private let recoveringCount = Atomic<Int>(0)
     private let states: Mutex<[State]>
     private let failureLimit: Int
     private let maxHints: Int
@@ -54,9 +61,22 @@ public final class ShardHealth: Sendable {
 
     var count: Int { flags.count }
 
+    /// Whether `shard` takes requests: up, or recovering (writes only).
     @inline(__always)
     func isLive(_ shard: Int) -> Bool {
         !flags[shard].down.load(ordering: .relaxed)
+    }
+
+    /// Whether some shard is recovering.
+    @inline(__always)
+    var anyRecovering: Bool {
+        recoveringCount.load(ordering: .relaxed) != 0
+    }
+
+    /// Whether `shard` serves reads: up, and not recovering.
+    @inline(__always)
+    func isReadable(_ shard: Int) -> Bool {
+        isLive(shard) && !flags[shard].recovering.load(ordering: .relaxed)
     }
 
     /// A request to `shard` was answered.
@@ -68,19 +88,29 @@ public final class ShardHealth: Sendable {
 
     /// A request to `shard` failed at the transport level (timeout, refused, lost connection).
     func recordFailure(_ shard: Int, reason: String) {
-        let markedDown = states.withLock { states -> Bool in
+        let (markedDown, wasRecovering) = states.withLock { states -> (Bool, Bool) in
             states[shard].consecutiveFailures += 1
-            guard !states[shard].down, states[shard].consecutiveFailures >= failureLimit else { return false }
+            guard !states[shard].down, states[shard].consecutiveFailures >= failureLimit else { return (false, false) }
+            let wasRecovering = states[shard].recovering
             states[shard].down = true
+            states[shard].recovering = false
             states[shard].downSince = .now()
             states[shard].markedDown += 1
-            return true
+            // Both flags change under the lock, so that a concurrent markUp cannot interleave.
+            flags[shard].down.store(true, ordering: .relaxed)
+            if wasRecovering {
+                flags[shard].recovering.store(false, ordering: .relaxed)
+                recoveringCount.subtract(1, ordering: .relaxed)
+            }
+            return (true, wasRecovering)
         }
         if markedDown {
-            flags[shard].down.store(true, ordering: .relaxed)
             logger.warning(
                 "shard down",
-                metadata: ["shard": "\(names[shard])", "reason": "\(reason)", "failures": "\(failureLimit)"]
+                metadata: [
+                    "shard": "\(names[shard])", "reason": "\(reason)", "failures": "\(failureLimit)",
+                    "recovering": "\(wasRecovering)",
+                ]
             )
         }
     }
@@ -99,6 +129,11 @@ public final class ShardHealth: Sendable {
             states[shard].hinted.insert(owned)
             states[shard].hints.append(Hint(key: owned))
         }
+    }
+
+    /// Hints of `shard` were taken and must be kept as lost: it is flushed before it serves again.
+    func keepOverflowed(_ shard: Int) {
+        states.withLock { states in states[shard].hintsOverflowed = true }
     }
 
     /// Shards with hints waiting (up or down).
@@ -122,16 +157,64 @@ public final class ShardHealth: Sendable {
         }
     }
 
-    /// The shard answered a probe and its hints are repaired: it serves again.
-    func markUp(_ shard: Int, replayed: Int) {
-        states.withLock { states in
+    /// Whether some hints of `shard` were dropped (queue full) since they were last taken.
+    func hintsOverflowed(_ shard: Int) -> Bool {
+        states.withLock { states in states[shard].hintsOverflowed }
+    }
+
+    /// The shard answered a probe: it takes writes again, and serves no reads until `markUp`.
+    /// False when it is not down.
+    func beginRecovery(_ shard: Int) -> Bool {
+        let began = states.withLock { states -> Bool in
+            guard states[shard].down, !states[shard].recovering else { return false }
             states[shard].down = false
+            states[shard].recovering = true
             states[shard].consecutiveFailures = 0
+            recoveringCount.add(1, ordering: .relaxed)
+            flags[shard].recovering.store(true, ordering: .relaxed)
+            flags[shard].down.store(false, ordering: .relaxed)
+            return true
+        }
+        if began { logger.notice("shard recovering", metadata: ["shard": "\(names[shard])"]) }
+        return began
+    }
+
+    /// The repair of a recovering shard failed: it is down again (and its writes hinted) until the
+    /// next probe.
+    func abortRecovery(_ shard: Int) {
+        let aborted = states.withLock { states -> Bool in
+            guard states[shard].recovering else { return false }
+            states[shard].recovering = false
+            states[shard].down = true
+            flags[shard].down.store(true, ordering: .relaxed)
+            flags[shard].recovering.store(false, ordering: .relaxed)
+            recoveringCount.subtract(1, ordering: .relaxed)
+            return true
+        }
+        if aborted { logger.warning("shard repair failed: down again", metadata: ["shard": "\(names[shard])"]) }
+    }
+
+    /// Whether `shard` is still recovering (not marked down again since `beginRecovery`).
+    func isRecovering(_ shard: Int) -> Bool {
+        states.withLock { states in states[shard].recovering }
+    }
+
+    /// The recovering shard's hints are repaired: it serves reads again. False when it was marked
+    /// down again meanwhile.
+    func markUp(_ shard: Int, replayed: Int) -> Bool {
+        let up = states.withLock { states -> Bool in
+            guard states[shard].recovering else { return false }
+            states[shard].recovering = false
             states[shard].downSince = nil
             states[shard].hintsReplayed += UInt64(replayed)
+            flags[shard].recovering.store(false, ordering: .relaxed)
+            recoveringCount.subtract(1, ordering: .relaxed)
+            return true
         }
-        flags[shard].down.store(false, ordering: .relaxed)
-        logger.notice("shard up", metadata: ["shard": "\(names[shard])", "hints-replayed": "\(replayed)"])
+        if up {
+            logger.notice("shard up", metadata: ["shard": "\(names[shard])", "hints-replayed": "\(replayed)"])
+        }
+        return up
     }
 
     /// Hints of a shard that is up were repaired (a write had failed on it without marking it down).
@@ -142,6 +225,8 @@ public final class ShardHealth: Sendable {
     /// Per-shard figures for stats and the admin API.
     struct Snapshot: Sendable {
         var down: Bool
+        /// Back from down, its hints being repaired: takes writes, serves no reads.
+        var recovering: Bool
         var consecutiveFailures: Int
         var pendingHints: Int
         var hintsReplayed: UInt64
@@ -154,6 +239,7 @@ public final class ShardHealth: Sendable {
             states.map {
                 Snapshot(
                     down: $0.down,
+                    recovering: $0.recovering,
                     consecutiveFailures: $0.consecutiveFailures,
                     pendingHints: $0.hints.count,
                     hintsReplayed: $0.hintsReplayed,

@@ -689,11 +689,6 @@ def test_fallback_copies_do_not_resurface_as_stale_values(shards):
         client.close()
 
 
-@pytest.mark.xfail(
-    reason="open bug (issue 4): under a writer that never pauses, some keys on the returning shard can "
-    "stay behind their acknowledged value after the repair; fails in about half of the runs",
-    strict=False,
-)
 def test_writes_during_hint_replay_reach_the_returning_shard(shards):
     """Writes that arrive while a returning shard's hints are being replayed must reach it too:
     once it serves again it must not hold an older value than the one acknowledged."""
