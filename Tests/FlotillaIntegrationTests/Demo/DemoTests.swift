@@ -12,9 +12,9 @@ import Darwin
 @Suite("flotilla demo", .enabled(if: FileManager.default.fileExists(atPath: "/proc/self/environ")))
 struct DemoTests {
     @Test("a short demo shows the shard go down and come back, with hints replayed, and leaves no process")
-    func shortDemo() throws {
+    func shortDemo() async throws {
         let run = try DemoRun.start(["demo", "--duration-scale", "0.3"])
-        let result = run.waitForExit(timeout: .seconds(150))
+        let result = await run.waitForExit(timeout: .seconds(150))
         defer { DemoRun.killMarked(token: run.token) }
 
         try #require(!result.timedOut && result.status == 0, "\(result)")
@@ -39,7 +39,7 @@ struct DemoTests {
     }
 
     @Test("a demo killed with SIGKILL takes its shards and proxy with it (parent-death signal)")
-    func killedDemoLeavesNothing() throws {
+    func killedDemoLeavesNothing() async throws {
         let run = try DemoRun.start(["demo", "--duration-scale", "0.3"])
         defer { DemoRun.killMarked(token: run.token) }
         let pid = run.process.processIdentifier
@@ -47,17 +47,17 @@ struct DemoTests {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: .seconds(60))
         while DemoRun.children(of: pid).count < 5, clock.now < deadline, run.process.isRunning {
-            usleep(50_000)
+            try await Task.sleep(for: .milliseconds(50))
         }
         let children = DemoRun.children(of: pid)
         try #require(children.count >= 5, "the demo did not start its children: \(children)")
         kill(pid, SIGKILL)
-        let result = run.waitForExit(timeout: .seconds(10))
+        let result = await run.waitForExit(timeout: .seconds(10))
         #expect(result.status == 128 + SIGKILL, "\(result)")
         var survivors = DemoRun.markedProcesses(token: run.token)
         let gone = clock.now.advanced(by: .seconds(5))
         while !survivors.isEmpty, clock.now < gone {
-            usleep(20_000)
+            try await Task.sleep(for: .milliseconds(20))
             survivors = DemoRun.markedProcesses(token: run.token)
         }
         #expect(survivors.isEmpty, "left behind after SIGKILL of the demo: \(survivors)")
@@ -130,8 +130,9 @@ struct DemoRun {
         return DemoRun(token: token, process: process, outURL: outURL, errURL: errURL)
     }
 
-    /// Waits for the demo to exit (SIGKILL after `timeout`), watching `/proc` for its children meanwhile.
-    func waitForExit(timeout: Duration) -> Result {
+    /// Waits for the demo to exit (SIGKILL after `timeout`), watching `/proc` for its children meanwhile. Sleeps
+    /// with `Task.sleep`: a blocked thread of the shared pool would stall the other suites' timers.
+    func waitForExit(timeout: Duration) async -> Result {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         let pid = process.processIdentifier
@@ -144,7 +145,7 @@ struct DemoRun {
                 kill(pid, SIGKILL)
                 break
             }
-            usleep(200_000)
+            try? await Task.sleep(for: .milliseconds(200))
         }
         process.waitUntilExit()
         defer {
