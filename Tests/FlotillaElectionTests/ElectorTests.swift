@@ -104,3 +104,31 @@ struct ElectorTests {
         throw CoordinatorError(.unreachable, "no leader within \(timeout)")
     }
 }
+
+@Suite("Elector's leadership changes")
+struct ElectorChangesTests {
+    @Test(.timeLimit(.minutes(1))) func yieldsLeadingThenSteppedDown() async throws {
+        let path = NSTemporaryDirectory() + "flotilla-elector-changes-\(UUID().uuidString).lock"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var configuration = Elector.Configuration(candidate: "solo")
+        configuration.margin = .milliseconds(200)
+        let elector = Elector(
+            configuration: configuration,
+            coordinator: FileCoordinator(configuration: .init(path: path)),
+            logger: Logger(label: "test")
+        )
+        let running = Task { try await elector.run() }
+        var changes: [LeadershipChange] = []
+        for await change in elector.changes {
+            changes.append(change)
+            if case .leading = change {
+                #expect(elector.status.term?.token == 1)
+                running.cancel()
+            }
+        }
+        try await running.value
+        let term = ElectionTerm(token: 1, leaderID: "solo", ttl: .seconds(5))
+        #expect(changes == [.leading(term), .steppedDown(term, reason: "resigned")])
+        #expect(elector.status.term == nil)
+    }
+}
