@@ -22,9 +22,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from flotilla_server import REPO, free_port, wait_for
+from flotilla_server import REPO, free_port, require_peer, wait_for
 
 CHILD = Path(__file__).with_name("leader_child.py")
 ETCD_MISSING = "etcd is not installed; install it (`scripts/install-test-deps.sh` or `apt-get install etcd-server`)"
@@ -39,12 +37,7 @@ def flotilla_binary() -> str:
 
 def require_etcd() -> str:
     """The etcd binary; a failure under CI, a skip elsewhere, when it is missing."""
-    path = os.environ.get("ETCD_BIN") or shutil.which("etcd") or "/usr/bin/etcd"
-    if not os.access(path, os.X_OK):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(ETCD_MISSING)
-        pytest.skip(ETCD_MISSING)
-    return path
+    return require_peer(os.environ.get("ETCD_BIN") or shutil.which("etcd") or "/usr/bin/etcd", ETCD_MISSING)
 
 
 class Etcd:

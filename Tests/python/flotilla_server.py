@@ -114,3 +114,14 @@ def wait_for(condition: Callable[[], object], timeout: float = 5.0, step: float 
             return True
         time.sleep(step)
     return bool(condition())
+
+
+def require_peer(path: str | None, missing: str) -> str:
+    """A peer's binary; when it is missing, a failure under CI and a skip elsewhere (saying how to install it)."""
+    if path is None or not os.access(path, os.X_OK):
+        import pytest
+
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    return path

@@ -22,7 +22,7 @@ from typing import Callable, Iterable
 import pytest
 from pymemcache.client.base import Client
 
-from flotilla_server import FlotillaProcess, free_port, wait_for  # noqa: F401 (re-exported)
+from flotilla_server import FlotillaProcess, free_port, require_peer, wait_for  # noqa: F401 (re-exported)
 
 MEMCACHED_MISSING = (
     "memcached is not installed; install it (`scripts/install-test-deps.sh` or `apt-get install memcached`) "
@@ -38,12 +38,7 @@ def memcached_path() -> str | None:
 
 def require_memcached() -> str:
     """The memcached binary; a failure under CI, a skip elsewhere, when it is missing."""
-    path = memcached_path()
-    if path is None:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(MEMCACHED_MISSING)
-        pytest.skip(MEMCACHED_MISSING)
-    return path
+    return require_peer(memcached_path(), MEMCACHED_MISSING)
 
 
 class Memcached:

@@ -49,26 +49,9 @@ struct ProxyDifferentialTests {
             Issue.record(Comment(rawValue: PeerProcess.memcachedMissingMessage))
             return
         }
-        try PeerProcess.withMemcached { referencePort in
-            try PeerProcess.withMemcached { shard0 in
-                try PeerProcess.withMemcached { shard1 in
-                    try PeerProcess.withMemcached { shard2 in
-                        try PeerProcess.withCacheProxy(
-                            shardPorts: [shard0, shard1, shard2],
-                            // A long shard timeout: on a loaded machine a late shard reply must not turn into a
-                            // retry or a failover, which reorder writes (failover has its own tests).
-                            extraArguments: ["--replicas", "2", "--consistency", "all", "--shard-timeout", "10s"]
-                        ) { proxy in
-                            var run = try ProxyDifferentialRun(
-                                seed: seed,
-                                referencePort: referencePort,
-                                proxyPort: proxy.dataPort
-                            )
-                            try run.execute(commands: Self.commandsPerRun)
-                        }
-                    }
-                }
-            }
+        try PeerProcess.withReferenceAndProxy { referencePort, proxy in
+            var run = try ProxyDifferentialRun(seed: seed, referencePort: referencePort, proxyPort: proxy.dataPort)
+            try run.execute(commands: Self.commandsPerRun)
         }
     }
 }

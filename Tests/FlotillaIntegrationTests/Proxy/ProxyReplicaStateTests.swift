@@ -113,19 +113,8 @@ struct ProxyReplicaStateTests {
             Issue.record(Comment(rawValue: PeerProcess.memcachedMissingMessage))
             return
         }
-        try PeerProcess.withMemcached { referencePort in
-            try PeerProcess.withMemcached { shard0 in
-                try PeerProcess.withMemcached { shard1 in
-                    try PeerProcess.withMemcached { shard2 in
-                        try PeerProcess.withCacheProxy(
-                            shardPorts: [shard0, shard1, shard2],
-                            extraArguments: ["--replicas", "2", "--consistency", "all", "--shard-timeout", "10s"]
-                        ) { proxy in
-                            try body(Side(port: proxy.dataPort), Side(port: referencePort))
-                        }
-                    }
-                }
-            }
+        try PeerProcess.withReferenceAndProxy { referencePort, proxy in
+            try body(Side(port: proxy.dataPort), Side(port: referencePort))
         }
     }
 }

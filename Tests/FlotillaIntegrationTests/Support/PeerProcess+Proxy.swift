@@ -31,4 +31,27 @@ extension PeerProcess {
         }
         return try body(addresses)
     }
+
+    /// A reference memcached, and a cache-proxy (`--replicas 2 --consistency all`) over three more: the
+    /// setting of the tests that compare the proxy with one memcached. The long shard timeout keeps a late
+    /// shard reply on a loaded machine from turning into a retry or a failover, which reorder writes
+    /// (failover has its own tests).
+    static func withReferenceAndProxy(
+        _ body: (_ referencePort: UInt16, _ proxy: FlotillaAddresses) throws -> Void
+    ) throws {
+        try withMemcached { referencePort in
+            try withMemcached { shard0 in
+                try withMemcached { shard1 in
+                    try withMemcached { shard2 in
+                        try withCacheProxy(
+                            shardPorts: [shard0, shard1, shard2],
+                            extraArguments: ["--replicas", "2", "--consistency", "all", "--shard-timeout", "10s"]
+                        ) { proxy in
+                            try body(referencePort, proxy)
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
