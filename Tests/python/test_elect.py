@@ -245,3 +245,27 @@ def test_a_malformed_coordinator_exits_2_with_a_clear_message(url, message):
     assert result.returncode == 2
     error = result.stderr.decode()
     assert "--coordinator" in error and message in error, error
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--name", "x", "--coordinator", "file:/tmp/x.lock"], "give a command"),
+    (["--name", "", "--coordinator", "file:/tmp/x.lock", "--", "true"], "--name"),
+    (["--name", "x", "--coordinator", "file:/tmp/x.lock", "--ttl", "500ms", "--", "true"], "--ttl"),
+    (["--name", "x", "--coordinator", "file:/tmp/x.lock", "--ttl", "2s", "--grace", "5s", "--", "true"], "--grace"),
+    (["--name", "x", "--coordinator", "file:/tmp/x.lock", "--id", "", "--", "true"], "--id"),
+    (["--name", "x", "--coordinator", "file:/tmp/x.lock", "--http", "nowhere", "--", "true"], "HOST:PORT"),
+])
+def test_bad_flags_exit_2_and_say_which(arguments, message):
+    result = subprocess.run([flotilla_binary(), "elect", *arguments], stdin=subprocess.DEVNULL,
+                            capture_output=True, timeout=30)
+    assert result.returncode == 2
+    assert message in result.stderr.decode(), result.stderr.decode()
+
+
+def test_a_command_that_cannot_start_ends_elect_with_127(tmp_path):
+    result = subprocess.run(
+        [flotilla_binary(), "elect", "--name", "x", "--coordinator", f"file:{tmp_path}/x.lock", "--admin",
+         "127.0.0.1:0", "--", "/nonexistent/flotilla-command"],
+        stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert result.returncode == 127
+    assert "cannot start the command" in result.stderr.decode()

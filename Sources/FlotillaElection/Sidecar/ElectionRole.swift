@@ -50,7 +50,7 @@ public struct ElectionRole: Service {
     public func run() async throws {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             if let http = configuration.http {
-                let app = makeSidecar(http)
+                let app = try makeSidecar(http)
                 tasks.addTask { try await app.run() }
             }
             tasks.addTask {
@@ -69,11 +69,10 @@ public struct ElectionRole: Service {
         }
     }
 
-    private func makeSidecar(_ listen: HostPort) -> some ApplicationProtocol {
+    private func makeSidecar(_ listen: HostPort) throws -> some ApplicationProtocol {
         let router = Router()
         let api = SidecarAPI(election: configuration.election, elector: elector)
-        // Registration fails only on a malformed generated route table: a build defect.
-        try! api.registerHandlers(on: router)
+        try api.registerHandlers(on: router)
         let logger = self.logger
         return Application(
             router: router,
