@@ -51,7 +51,7 @@ extension ProxyConnectionHandler {
                             failures += 1
                             self.context.health.addHint(replica, key: request.key)
                         }
-                        guard !slot.done else { return }
+                        guard !self.isDone(slot) else { return }
                         if acknowledged >= required {
                             self.finish(slot, request.noreply ? nil : line.raw, failed: false)
                         } else if failures > replicas.count - required {
@@ -116,7 +116,7 @@ extension ProxyConnectionHandler {
                     // copies the key's current value to it once it answers again.
                     self.context.health.addHint(replica, key: key)
                 }
-                guard !gather.replied, !slot.done else { return }
+                guard !gather.replied, !self.isDone(slot) else { return }
                 if let reply = gather.decided {
                     gather.replied = true
                     let suppressed = quiet?(reply) ?? false
