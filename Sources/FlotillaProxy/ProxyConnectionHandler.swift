@@ -14,6 +14,8 @@ struct ReplySlot {
 /// The reply to one client request, filled in when the shards have answered.
 struct PendingReply {
     var bytes: ByteBuffer?
+    /// `END\r\n` follows `bytes`: a get's hit is forwarded as the shard's slice, without a copy.
+    var endsRetrieval = false
     var done = false
     let operation: MemcacheOperation
     let start: UInt64
@@ -138,8 +140,18 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// Fills `slot` (nil bytes: nothing to send, as for noreply) and writes what is ready.
     func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, failed: Bool = false) {
+        finish(slot, bytes, endsRetrieval: false, failed: failed)
+    }
+
+    /// Fills `slot` with a retrieval's hits (`VALUE` blocks), to which the reply's `END` is added.
+    func finish(_ slot: ReplySlot, hits: ByteBuffer) {
+        finish(slot, hits, endsRetrieval: true, failed: false)
+    }
+
+    private func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool, failed: Bool) {
         guard let position = position(of: slot), !slots[position].done else { return }
         slots[position].bytes = bytes
+        slots[position].endsRetrieval = endsRetrieval
         slots[position].done = true
         recorder.record(
             slots[position].operation.rawValue,
@@ -164,6 +176,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             slots.removeFirst()
             if var bytes = reply.bytes {
                 outbound.writeBuffer(&bytes)
+                if reply.endsRetrieval { outbound.writeStaticString("END\r\n") }
                 wrote = true
             }
         }

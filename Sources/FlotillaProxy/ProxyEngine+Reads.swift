@@ -51,10 +51,8 @@ extension ProxyConnectionHandler {
         let request = read.request
         let slot = read.slot
         if case .success(.values(let values)) = result, let value = values.first {
-            var reply = value.raw
-            reply.writeStaticString("END\r\n")
             context.counters.add(.getHits)
-            finish(slot, reply, failed: false)
+            finish(slot, hits: value.raw)
             return
         }
         // A miss, an error or a failure: the general path takes over from here.
