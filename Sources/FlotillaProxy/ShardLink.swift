@@ -36,11 +36,15 @@ enum ShardCallback {
     case closure(ShardCompletion)
     /// A single-key get/gets/gat/gats (`retrieveOne`).
     case readOne(ProxyConnectionHandler, ReadOne)
+    /// One replica's copy of a replicated write (`replicate`), with the transport retries left.
+    case write(ProxyConnectionHandler, WriteGather, replica: Int, retries: Int)
 
     func deliver(_ result: Result<ShardReply, ShardFailure>) {
         switch self {
         case .closure(let completion): completion(result)
         case .readOne(let handler, let read): handler.readOneAnswered(read, result)
+        case .write(let handler, let gather, let replica, let retries):
+            handler.writeAnswered(gather, replica: replica, retries: retries, result)
         }
     }
 }
