@@ -40,7 +40,7 @@ extension ProxyConnectionHandler {
             MemcacheForwarding.writeRetrieval(
                 operation: request.operation,
                 exptime: request.exptime,
-                keys: CollectionOfOne(key),
+                key: key,
                 into: &bytes
             )
         }
