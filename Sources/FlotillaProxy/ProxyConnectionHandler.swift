@@ -3,21 +3,26 @@ import FlotillaServer
 import NIOCore
 import NIOExtras
 
-/// The reply to one client request, filled in when the shards have answered. Replies leave in
-/// request order, whatever order the shards answer in.
-final class ReplySlot {
+/// A client request's place in its connection's reply order: a handle on its reply, which lives
+/// inline in the connection's queue (no allocation per request). Replies leave in request order,
+/// whatever order the shards answer in.
+struct ReplySlot {
+    /// The request's place in its connection's order.
+    let sequence: UInt64
+}
+
+/// The reply to one client request, filled in when the shards have answered.
+struct PendingReply {
     var bytes: ByteBuffer?
+    /// `END\r\n` follows `bytes`: a get's hit is forwarded as the shard's slice, without a copy.
+    var endsRetrieval = false
     var done = false
     let operation: MemcacheOperation
     let start: UInt64
-    /// The request's place in its connection's order.
-    let sequence: UInt64
-    var failed = false
 
-    init(operation: MemcacheOperation, start: UInt64, sequence: UInt64) {
+    init(operation: MemcacheOperation, start: UInt64) {
         self.operation = operation
         self.start = start
-        self.sequence = sequence
     }
 }
 
@@ -39,7 +44,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private let recorder: OperationRecorder.Shard
     private var channelContext: ChannelHandlerContext?
     private var inbound: ByteBuffer?
-    private var slots = CircularBuffer<ReplySlot>()
+    /// The replies of requests `sequence - slots.count + 1 ... sequence`, oldest first.
+    private var slots = CircularBuffer<PendingReply>()
     private var outbound = ByteBuffer()
     private var paused = false
     /// A compare-and-swap waits for the primary's answer before its copies go to the other
@@ -105,9 +111,21 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     /// A new reply slot at the end of the queue.
     func openSlot(_ operation: MemcacheOperation) -> ReplySlot {
         sequence &+= 1
-        let slot = ReplySlot(operation: operation, start: NIODeadline.now().uptimeNanoseconds, sequence: sequence)
-        slots.append(slot)
-        return slot
+        slots.append(PendingReply(operation: operation, start: NIODeadline.now().uptimeNanoseconds))
+        return ReplySlot(sequence: sequence)
+    }
+
+    /// The queue position of `slot`, nil once its reply has left (it was done then).
+    private func position(of slot: ReplySlot) -> CircularBuffer<PendingReply>.Index? {
+        let fromEnd = sequence &- slot.sequence
+        guard fromEnd < UInt64(slots.count) else { return nil }
+        return slots.index(slots.startIndex, offsetBy: slots.count - 1 - Int(fromEnd))
+    }
+
+    /// Whether `slot` has its reply.
+    func isDone(_ slot: ReplySlot) -> Bool {
+        guard let position = position(of: slot) else { return true }
+        return slots[position].done
     }
 
     /// Notes a write of `key` by the request being started.
@@ -122,16 +140,25 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// Fills `slot` (nil bytes: nothing to send, as for noreply) and writes what is ready.
     func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, failed: Bool = false) {
-        guard !slot.done else { return }
-        slot.bytes = bytes
-        slot.done = true
-        slot.failed = failed
+        finish(slot, bytes, endsRetrieval: false, failed: failed)
+    }
+
+    /// Fills `slot` with a retrieval's hits (`VALUE` blocks), to which the reply's `END` is added.
+    func finish(_ slot: ReplySlot, hits: ByteBuffer) {
+        finish(slot, hits, endsRetrieval: true, failed: false)
+    }
+
+    private func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool, failed: Bool) {
+        guard let position = position(of: slot), !slots[position].done else { return }
+        slots[position].bytes = bytes
+        slots[position].endsRetrieval = endsRetrieval
+        slots[position].done = true
         recorder.record(
-            slot.operation.rawValue,
-            nanoseconds: NIODeadline.now().uptimeNanoseconds &- slot.start,
+            slots[position].operation.rawValue,
+            nanoseconds: NIODeadline.now().uptimeNanoseconds &- slots[position].start,
             failed: failed
         )
-        if slots.first === slot { writeReady() }
+        if position == slots.startIndex { writeReady() }
     }
 
     func finish(_ slot: ReplySlot, line: String, failed: Bool = true) {
@@ -145,10 +172,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private func writeReady() {
         guard let context = channelContext else { return }
         var wrote = false
-        while let slot = slots.first, slot.done {
+        while let reply = slots.first, reply.done {
             slots.removeFirst()
-            if var bytes = slot.bytes {
+            if var bytes = reply.bytes {
                 outbound.writeBuffer(&bytes)
+                if reply.endsRetrieval { outbound.writeStaticString("END\r\n") }
                 wrote = true
             }
         }

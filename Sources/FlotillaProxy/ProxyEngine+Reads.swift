@@ -35,43 +35,47 @@ extension ProxyConnectionHandler {
         }
         let target = readsPrimary(request, key) ? replicas[0] : shards.chooseReplica(replicas)
         if request.touches { propagateTouch(key, exptime: request.exptime, to: replicas, except: target) }
-        var bytes = ByteBuffer()
-        MemcacheForwarding.writeRetrieval(
-            operation: request.operation,
-            exptime: request.exptime,
-            keys: CollectionOfOne(key),
-            into: &bytes
-        )
-        shards.links[target].call(bytes, expecting: .retrieval) { result in
-            if case .success(.values(let values)) = result, let value = values.first {
-                var reply = value.raw
-                reply.writeStaticString("END\r\n")
-                self.context.counters.add(.getHits)
-                self.finish(slot, reply, failed: false)
-                return
-            }
-            // A miss, an error or a failure: the general path takes over from here.
-            let state = RetrievalState(keys: request.keys)
-            state.replicas[0] = replicas
-            state.tried[0] = [target]
-            switch result {
-            case .success(.values):
-                state.answered = true
-                state.missedOn[0] = [target]
-                if !self.mayFallBack(request, key, slot) { state.settled[0] = true }
-            case .success(let reply):
-                if case .line(let line) = reply, line.status == .clientError || line.status == .error {
-                    state.clientError = line.raw
-                    state.settled[0] = true
-                } else {
-                    state.lastFailure = "shard error"
-                }
-            case .failure(let failure):
-                state.lastFailure = failure.message
-            }
-            if self.closing { return }
-            self.retrievalRound(request, state: state, slot: slot)
+        let read = ReadOne(request: request, slot: slot, replicas: replicas, target: target)
+        shards.links[target].call(expecting: .retrieval, callback: .readOne(self, read)) { bytes in
+            MemcacheForwarding.writeRetrieval(
+                operation: request.operation,
+                exptime: request.exptime,
+                key: key,
+                into: &bytes
+            )
         }
+    }
+
+    /// The shard's answer to `retrieveOne`.
+    func readOneAnswered(_ read: ReadOne, _ result: Result<ShardReply, ShardFailure>) {
+        let request = read.request
+        let slot = read.slot
+        if case .success(.values(let values)) = result, let value = values.first {
+            context.counters.add(.getHits)
+            finish(slot, hits: value.raw)
+            return
+        }
+        // A miss, an error or a failure: the general path takes over from here.
+        let state = RetrievalState(keys: request.keys)
+        state.replicas[0] = read.replicas
+        state.tried[0] = [read.target]
+        switch result {
+        case .success(.values):
+            state.answered = true
+            state.missedOn[0] = [read.target]
+            if !mayFallBack(request, request.keys[0], slot) { state.settled[0] = true }
+        case .success(let reply):
+            if case .line(let line) = reply, line.status == .clientError || line.status == .error {
+                state.clientError = line.raw
+                state.settled[0] = true
+            } else {
+                state.lastFailure = "shard error"
+            }
+        case .failure(let failure):
+            state.lastFailure = failure.message
+        }
+        if closing { return }
+        retrievalRound(request, state: state, slot: slot)
     }
 
     func retrievalRound(_ request: RetrievalRequest, state: RetrievalState, slot: ReplySlot) {
@@ -240,6 +244,14 @@ extension ProxyConnectionHandler {
             }
         }
     }
+}
+
+/// A single-key read waiting for its shard.
+struct ReadOne {
+    var request: RetrievalRequest
+    var slot: ReplySlot
+    var replicas: ReplicaSet
+    var target: Int
 }
 
 /// The progress of one multi-key read over its rounds.

@@ -51,7 +51,7 @@ extension ProxyConnectionHandler {
                             failures += 1
                             self.context.health.addHint(replica, key: request.key)
                         }
-                        guard !slot.done else { return }
+                        guard !self.isDone(slot) else { return }
                         if acknowledged >= required {
                             self.finish(slot, request.noreply ? nil : line.raw, failed: false)
                         } else if failures > replicas.count - required {
@@ -102,34 +102,61 @@ extension ProxyConnectionHandler {
         let gather = WriteGather(
             required: context.configuration.consistency.required(of: live.count),
             total: live.count,
-            primary: live[0]
+            primary: live[0],
+            slot: slot,
+            key: key,
+            request: request,
+            expected: expected,
+            quiet: quiet
         )
         if noreply { finish(slot, nil) }
         for replica in live {
-            send(request, to: replica, expecting: expected, retries: 2) { result in
-                switch result {
-                case .success(let reply) where !reply.isServerFailure:
-                    gather.acknowledge(replica, reply)
-                case .success, .failure:
-                    gather.failures += 1
-                    // Retries are spent: the replica may have missed the write; the supervisor
-                    // copies the key's current value to it once it answers again.
-                    self.context.health.addHint(replica, key: key)
-                }
-                guard !gather.replied, !slot.done else { return }
-                if let reply = gather.decided {
-                    gather.replied = true
-                    let suppressed = quiet?(reply) ?? false
-                    self.finish(slot, suppressed ? nil : reply.raw, failed: reply.isFailure)
-                } else if gather.failures > gather.total - gather.required {
-                    gather.replied = true
-                    self.context.counters.add(.replicationFailures)
-                    let line =
-                        "SERVER_ERROR replication failed: \(gather.failures) of \(gather.total) replicas failed, "
-                        + "\(gather.required) must acknowledge"
-                    self.finish(slot, self.lineBuffer(line), failed: true)
-                }
-            }
+            sendWrite(gather, to: replica, retries: 2)
+        }
+    }
+
+    /// Sends one replica's copy of a replicated write.
+    func sendWrite(_ gather: WriteGather, to replica: Int, retries: Int) {
+        let request = gather.request
+        shards.links[replica].call(
+            expecting: gather.expected,
+            callback: .write(self, gather, replica: replica, retries: retries)
+        ) { $0.writeImmutableBuffer(request) }
+    }
+
+    /// One replica's answer to a replicated write. Transport failures (not replies) are retried
+    /// up to `retries` times, as `send` does.
+    func writeAnswered(
+        _ gather: WriteGather,
+        replica: Int,
+        retries: Int,
+        _ result: Result<ShardReply, ShardFailure>
+    ) {
+        if case .failure(let failure) = result, retries > 0, failure != .down, failure != .overloaded {
+            sendWrite(gather, to: replica, retries: retries - 1)
+            return
+        }
+        switch result {
+        case .success(let reply) where !reply.isServerFailure:
+            gather.acknowledge(replica, reply)
+        case .success, .failure:
+            gather.failures += 1
+            // Retries are spent: the replica may have missed the write; the supervisor
+            // copies the key's current value to it once it answers again.
+            context.health.addHint(replica, key: gather.key)
+        }
+        guard !gather.replied, !isDone(gather.slot) else { return }
+        if let reply = gather.decided {
+            gather.replied = true
+            let suppressed = gather.quiet?(reply) ?? false
+            finish(gather.slot, suppressed ? nil : reply.raw, failed: reply.isFailure)
+        } else if gather.failures > gather.total - gather.required {
+            gather.replied = true
+            context.counters.add(.replicationFailures)
+            let line =
+                "SERVER_ERROR replication failed: \(gather.failures) of \(gather.total) replicas failed, "
+                + "\(gather.required) must acknowledge"
+            finish(gather.slot, lineBuffer(line), failed: true)
         }
     }
 
@@ -186,21 +213,42 @@ extension ProxyConnectionHandler {
     }
 }
 
-/// Acknowledgements of one replicated write.
+/// One replicated write: the request sent to every replica, and their acknowledgements.
 final class WriteGather {
     let required: Int
     let total: Int
     let primary: Int
+    let slot: ReplySlot
+    let key: ByteBuffer
+    /// The bytes sent to every replica (and again on a retry).
+    let request: ByteBuffer
+    let expected: ExpectedReply
+    /// Whether the decided reply is withheld from the client (the meta `q` flag).
+    let quiet: ((ShardReply) -> Bool)?
     var acknowledged = 0
     var failures = 0
     var replied = false
     private var primaryReply: ShardReply?
     private var firstReply: ShardReply?
 
-    init(required: Int, total: Int, primary: Int) {
+    init(
+        required: Int,
+        total: Int,
+        primary: Int,
+        slot: ReplySlot,
+        key: ByteBuffer,
+        request: ByteBuffer,
+        expected: ExpectedReply,
+        quiet: ((ShardReply) -> Bool)?
+    ) {
         self.required = required
         self.total = total
         self.primary = primary
+        self.slot = slot
+        self.key = key
+        self.request = request
+        self.expected = expected
+        self.quiet = quiet
     }
 
     func acknowledge(_ replica: Int, _ reply: ShardReply) {

@@ -15,6 +15,35 @@ public enum MemcacheForwarding {
         keys: some Sequence<ByteBuffer>,
         into buffer: inout ByteBuffer
     ) {
+        writeRetrievalCommand(operation: operation, exptime: exptime, into: &buffer)
+        for key in keys {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeImmutableBuffer(key)
+        }
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// `get|gets <key>\r\n` or `gat|gats <exptime> <key>\r\n`: the one-key form, which needs no
+    /// generic sequence (this module's generics are not specialized in the proxy).
+    ///
+    /// - Precondition: `operation` is `.get`, `.gets`, `.gat` or `.gats`.
+    public static func writeRetrieval(
+        operation: MemcacheOperation,
+        exptime: Int32,
+        key: ByteBuffer,
+        into buffer: inout ByteBuffer
+    ) {
+        writeRetrievalCommand(operation: operation, exptime: exptime, into: &buffer)
+        buffer.writeInteger(UInt8(ascii: " "))
+        buffer.writeImmutableBuffer(key)
+        buffer.writeStaticString("\r\n")
+    }
+
+    private static func writeRetrievalCommand(
+        operation: MemcacheOperation,
+        exptime: Int32,
+        into buffer: inout ByteBuffer
+    ) {
         switch operation {
         case .get: buffer.writeStaticString("get")
         case .gets: buffer.writeStaticString("gets")
@@ -26,11 +55,6 @@ public enum MemcacheForwarding {
             buffer.writeInteger(UInt8(ascii: " "))
             buffer.writeDecimal(Int64(exptime))
         }
-        for key in keys {
-            buffer.writeInteger(UInt8(ascii: " "))
-            buffer.writeImmutableBuffer(key)
-        }
-        buffer.writeStaticString("\r\n")
     }
 
     /// `<command> <key> <flags> <exptime> <bytes>[ <cas unique>]\r\n<data>\r\n`, without `noreply`.

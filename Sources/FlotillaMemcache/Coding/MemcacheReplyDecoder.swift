@@ -266,11 +266,31 @@ extension MemcacheReplyDecoder {
     }
 
     private func parseValue(_ rest: Bytes) -> Result<ParsedLine, ReplyDecodingError> {
-        let fields: [Bytes] = rest.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: false)
-        guard fields.count == 3 || fields.count == 4, !fields[0].isEmpty,
-            let flags = Self.decimal(fields[1]).flatMap(UInt32.init(exactly:)),
-            let length = Self.decimal(fields[2]),
-            fields.count == 3 || Self.decimal(fields[3]) != nil
+        // The fields between single spaces (an empty one between two spaces), without an array:
+        // this runs for every hit.
+        var fields = (0..<0, 0..<0, 0..<0, 0..<0)
+        var count = 0
+        var start = rest.startIndex
+        var index = rest.startIndex
+        while count <= 4 {
+            if index == rest.endIndex || rest[index] == UInt8(ascii: " ") {
+                switch count {
+                case 0: fields.0 = start..<index
+                case 1: fields.1 = start..<index
+                case 2: fields.2 = start..<index
+                case 3: fields.3 = start..<index
+                default: break
+                }
+                count += 1
+                if index == rest.endIndex { break }
+                start = index + 1
+            }
+            index += 1
+        }
+        guard count == 3 || count == 4, !fields.0.isEmpty,
+            let flags = Self.decimal(rest[fields.1]).flatMap(UInt32.init(exactly:)),
+            let length = Self.decimal(rest[fields.2]),
+            count == 3 || Self.decimal(rest[fields.3]) != nil
         else {
             return .failure(
                 ReplyDecodingError(
@@ -280,9 +300,8 @@ extension MemcacheReplyDecoder {
             )
         }
         if let failure = tooLarge(length, after: "VALUE") { return .failure(failure) }
-        let cas = fields.count == 4 ? Self.decimal(fields[3]) : nil
-        let key = fields[0].startIndex..<fields[0].endIndex
-        return .success(.value(key: key, flags: flags, length: Int(length), cas: cas))
+        let cas = count == 4 ? Self.decimal(rest[fields.3]) : nil
+        return .success(.value(key: fields.0, flags: flags, length: Int(length), cas: cas))
     }
 
     private static func parseStat(_ rest: Bytes) -> Result<ParsedLine, ReplyDecodingError> {

@@ -108,24 +108,23 @@ extension MemcacheRequestDecoder {
             exptime = value
             keyIndex = 2
         }
-        var keyTokens = Array(tokens[keyIndex...])
+        // memcached answers a too-long key with an error for the whole line, and the items
+        // before it are still looked up (and, for gat, touched) first.
+        var keys: [ByteBuffer] = []
+        keys.reserveCapacity(tokens.count - keyIndex)
+        for token in tokens[keyIndex...] {
+            keys.append(line.slice(token))
+        }
         if hasRest {
             // memcached re-tokenizes the rest of a long multi-get line; keys are simply words.
             var more: [MemcacheToken] = []
             var start = restStart
             while start < line.bytes.count {
                 let (again, next) = MemcacheTokenizer.tokenize(line.bytes, from: start, into: &more)
-                keyTokens.append(contentsOf: more)
+                for token in more { keys.append(line.slice(token)) }
                 guard again else { break }
                 start = next
             }
-        }
-        var keys: [ByteBuffer] = []
-        keys.reserveCapacity(keyTokens.count)
-        for token in keyTokens {
-            // memcached answers a too-long key with an error for the whole line, and the items
-            // before it are still looked up (and, for gat, touched) first.
-            keys.append(line.slice(token))
         }
         return .request(.retrieval(RetrievalRequest(operation: operation, exptime: exptime, keys: keys)))
     }

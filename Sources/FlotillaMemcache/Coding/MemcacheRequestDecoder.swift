@@ -176,7 +176,9 @@ extension MemcacheRequestDecoder {
     }
 
     private mutating func parseLine(buffer: ByteBuffer, newline: Int) -> LineOutcome {
+        // Taken out of `self`, so that the tokenizer refills this storage rather than a copy of it.
         var tokens = self.tokens
+        self.tokens = []
         defer { self.tokens = tokens }
         return buffer.withUnsafeReadableBytes { all -> LineOutcome in
             var length = newline
