@@ -126,7 +126,10 @@ public final class Elector: Service {
                 _ = try? await untilShutdown { try await Task.sleep(for: delay) }
                 continue
             }
-            let outcome = await lead(term)
+            // In a task of its own, which a cancellation of `run()` does not reach: a cancellation
+            // arrives as a shutdown event instead, so that the work is stopped and awaited before
+            // the resign, as on a graceful shutdown (a cancelled task's event stream would end early).
+            let outcome = await Task { await self.lead(term) }.value
             await resign(term)
             if outcome == .finished { return }
         }
@@ -210,12 +213,15 @@ public final class Elector: Service {
         logger[metadataKey: "election.token"] = "\(term.token)"
         logger.info("elected; proving the term")
 
+        let wakeUp = WakeUp(lease.nextWakeUp ?? .now)
         await withDiscardingTaskGroup { group in
             group.addTask {
-                // The clock of the lease: a tick every 10 ms, until the term is over.
+                // The clock of the lease: a tick at its next deadline, and at least every 250 ms (a
+                // deadline that moves earlier, a failed renewal's retry, is seen by then).
                 while !Task.isCancelled {
                     continuation.yield(.tick)
-                    try? await Task.sleep(for: .milliseconds(10))
+                    let next = min(wakeUp.instant, .now + .milliseconds(250))
+                    try? await Task.sleep(until: max(next, .now + .milliseconds(1)))
                 }
             }
             var actions: [LeaderLease.Action] = []
@@ -281,6 +287,7 @@ public final class Elector: Service {
                     }
                 }
                 if lease.isOver { break }
+                if let next = lease.nextWakeUp { wakeUp.instant = next }
             }
             // The work must be over before anyone else can lead: wait for it, then end the term.
             if workRunning {
@@ -349,5 +356,19 @@ public final class Elector: Service {
                 return status
             }
         }
+    }
+}
+
+/// The lease's next deadline, shared with the task that ticks.
+private final class WakeUp: Sendable {
+    private let value: Mutex<ContinuousClock.Instant>
+
+    init(_ instant: ContinuousClock.Instant) {
+        value = Mutex(instant)
+    }
+
+    var instant: ContinuousClock.Instant {
+        get { value.withLock { $0 } }
+        set { value.withLock { $0 = newValue } }
     }
 }

@@ -71,7 +71,9 @@ public final class LeaderCommand: LeaderWork {
         enum First { case exited, stop }
         let first = await withTaskGroup(of: First.self) { group in
             group.addTask {
-                _ = await child.wait()
+                // A command that ends by itself ends elect: 50 ms later is soon enough, and an idle
+                // leader does not wake up 200 times a second.
+                _ = await child.wait(interval: .milliseconds(50))
                 return .exited
             }
             group.addTask {

@@ -237,11 +237,12 @@ public final class ChildProcess: Sendable {
         return true
     }
 
-    /// Waits for the child to exit and returns how it ended; nil when the task is cancelled first.
-    public func wait() async -> Termination? {
+    /// Waits for the child to exit, checking every `interval`, and returns how it ended; nil when
+    /// the task is cancelled first.
+    public func wait(interval: Duration = .milliseconds(5)) async -> Termination? {
         while !hasExited() {
             if Task.isCancelled { return nil }
-            try? await Task.sleep(for: .milliseconds(5))
+            try? await Task.sleep(for: interval)
         }
         return termination
     }
