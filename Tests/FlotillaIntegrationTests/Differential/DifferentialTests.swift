@@ -70,29 +70,13 @@ struct DifferentialTests {
 
 /// One seeded differential run between a reference memcached and a candidate server.
 private struct DifferentialRun {
-    /// One side of the comparison: a connection plus the CAS values that server reported per pool key.
-    final class Side {
-        let name: String
-        let port: UInt16
-        var client: WireClient
-        var casByKey: [Int: UInt64] = [:]
-
-        init(name: String, port: UInt16) throws {
-            self.name = name
-            self.port = port
-            client = try WireClient(port: port)
-        }
-
-        func reconnect() throws {
-            client.close()
-            client = try WireClient(port: port)
-        }
-    }
+    typealias Side = DifferentialSide
 
     let seed: UInt64
     var generator: CommandGenerator
     let reference: Side
     let candidate: Side
+    private var pair: DifferentialPair { DifferentialPair(seed: seed, reference: reference, candidate: candidate) }
     var checksStatNames = false
     private var mismatches = 0
     private static let maxMismatches = 25
@@ -120,7 +104,7 @@ private struct DifferentialRun {
             let batch = generator.nextBatch()
             sent += batch.count
             batchNumber += 1
-            let length = batch.reduce(Self.sentinel.count) { $0 + render($1, for: reference).count }
+            let length = batch.reduce(Self.sentinel.count) { $0 + pair.render($1, for: reference).count }
             let plan = generator.chunkPlan(length: length)
             let referenceReply = exchange(batch, on: reference, plan: plan)
             let candidateReply = exchange(batch, on: candidate, plan: plan)
@@ -133,7 +117,7 @@ private struct DifferentialRun {
                 }
             }
             if let path = ProcessInfo.processInfo.environment["DIFF_TRACE"] {
-                let commands = batch.map { ReplyNormalizer.escape(render($0, for: reference)) }
+                let commands = batch.map { ReplyNormalizer.escape(pair.render($0, for: reference)) }
                 let trace = """
                     seed \(seed) batch \(batchNumber)
                     \(commands.map { "  " + $0 }.joined(separator: "\n"))
@@ -160,12 +144,12 @@ private struct DifferentialRun {
                     return
                 }
                 // Start both servers from the same empty state again so later batches are still meaningful.
-                try resynchronize()
+                try pair.resynchronize()
                 continue
             }
             if let key = batch.last?.fetchesCasOfKey {
-                recordCas(of: key, from: referenceReply.bytes, side: reference)
-                recordCas(of: key, from: candidateReply.bytes, side: candidate)
+                pair.recordCas(of: key, from: referenceReply.bytes, side: reference)
+                pair.recordCas(of: key, from: candidateReply.bytes, side: candidate)
             }
             if batch.last?.closesConnection == true || referenceReply.outcome == .closed {
                 try reference.reconnect()
@@ -187,7 +171,7 @@ private struct DifferentialRun {
         on side: Side,
         plan: CommandGenerator.ChunkPlan
     ) -> Reply {
-        var bytes = batch.flatMap { render($0, for: side) }
+        var bytes = batch.flatMap { pair.render($0, for: side) }
         let quits = batch.last?.closesConnection == true
         if !quits { bytes += Self.sentinel }
         let expectedMN = batch.reduce(0) { $0 + $1.expectedMN } + (quits ? 0 : 1)
@@ -216,59 +200,6 @@ private struct DifferentialRun {
         return count
     }
 
-    private func render(_ command: CommandGenerator.Command, for side: Side) -> [UInt8] {
-        var bytes: [UInt8] = []
-        for segment in command.segments {
-            switch segment {
-            case .bytes(let literal):
-                bytes += literal
-            case .cas(let key, let choice):
-                bytes += Array(casToken(key: key, choice: choice, side: side).utf8)
-            }
-        }
-        return bytes
-    }
-
-    /// Resolves a CAS token for one server. `older` is used only when both servers have a CAS above 1 for the key,
-    /// so that both sides make the same kind of claim; otherwise both fall back to a bogus value.
-    private func casToken(key: Int, choice: CommandGenerator.CasChoice, side: Side) -> String {
-        let bogus = "999999999999"
-        switch choice {
-        case .bogus:
-            return bogus
-        case .current:
-            return side.casByKey[key].map(String.init) ?? bogus
-        case .older:
-            guard let mine = side.casByKey[key], (reference.casByKey[key] ?? 0) > 1, (candidate.casByKey[key] ?? 0) > 1
-            else { return bogus }
-            return String(mine - 1)
-        }
-    }
-
-    /// Records the CAS from the reply to a trailing `mg <key> c`: its line is the last one before the final `MN`.
-    private func recordCas(of key: Int, from bytes: [UInt8], side: Side) {
-        let lines = ReplyNormalizer.splitLines(bytes)
-        guard lines.count >= 2 else { return }
-        let answer = lines[lines.count - 2]
-        if answer.hasPrefix("HD c"), let value = UInt64(answer.dropFirst(4)) {
-            side.casByKey[key] = value
-        } else if answer == "EN" {
-            side.casByKey[key] = nil
-        }
-    }
-
-    private func resynchronize() throws {
-        for side in [reference, candidate] {
-            try side.reconnect()
-            side.casByKey.removeAll()
-            side.client.send(Array("flush_all\r\nmn\r\n".utf8))
-            let result = side.client.read(timeout: .seconds(2)) { $0.suffix(4).elementsEqual(Self.sentinelReply) }
-            if result.outcome != .satisfied {
-                Issue.record("seed \(seed): \(side.name) did not answer flush_all while resynchronizing")
-            }
-        }
-    }
-
     private func report(
         batchNumber: Int,
         batch: [CommandGenerator.Command],
@@ -281,7 +212,7 @@ private struct DifferentialRun {
             text.count > 4_000 ? String(text.prefix(4_000)) + "…(\(text.count) chars)" : text
         }
         let commands = batch.map { command in
-            "  " + truncated(ReplyNormalizer.escape(render(command, for: self.reference)))
+            "  " + truncated(ReplyNormalizer.escape(pair.render(command, for: self.reference)))
         }
         var message = """
             seed \(seed), batch \(batchNumber): \(self.candidate.name) disagrees with memcached

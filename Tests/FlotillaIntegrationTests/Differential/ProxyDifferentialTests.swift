@@ -58,24 +58,7 @@ struct ProxyDifferentialTests {
 
 /// One seeded run: reference memcached against the proxy.
 private struct ProxyDifferentialRun {
-    /// One side of the comparison: a connection plus the CAS values that server reported per pool key.
-    final class Side {
-        let name: String
-        let port: UInt16
-        var client: WireClient
-        var casByKey: [Int: UInt64] = [:]
-
-        init(name: String, port: UInt16) throws {
-            self.name = name
-            self.port = port
-            client = try WireClient(port: port)
-        }
-
-        func reconnect() throws {
-            client.close()
-            client = try WireClient(port: port)
-        }
-    }
+    typealias Side = DifferentialSide
 
     /// A batch's reply and how the read ended.
     struct Reply {
@@ -87,6 +70,7 @@ private struct ProxyDifferentialRun {
     var generator: CommandGenerator
     let reference: Side
     let proxy: Side
+    private var pair: DifferentialPair { DifferentialPair(seed: seed, reference: reference, candidate: proxy) }
     private var mismatches = 0
     /// Every mismatch fails the test; after this many the seed stops, since the state has diverged anyway.
     private static let maxMismatches = 10
@@ -121,14 +105,14 @@ private struct ProxyDifferentialRun {
             let batch = generator.nextBatch().filter { !isQuietVivifyingArithmetic($0) }
             sent += batch.count
             batchNumber += 1
-            let length = batch.reduce(Self.sentinel.count) { $0 + render($1, for: reference).count }
+            let length = batch.reduce(Self.sentinel.count) { $0 + pair.render($1, for: reference).count }
             let plan = generator.chunkPlan(length: length)
             let referenceReply = exchange(batch, on: reference, plan: plan)
             let proxyReply = exchange(batch, on: proxy, plan: plan)
             let referenceNormal = ReplyNormalizer.normalize(Self.maskAccessHistory(referenceReply.bytes))
             let proxyNormal = ReplyNormalizer.normalize(Self.maskAccessHistory(proxyReply.bytes))
             if let path = ProcessInfo.processInfo.environment["DIFF_TRACE"] {
-                let commands = batch.map { ReplyNormalizer.escape(render($0, for: reference)) }
+                let commands = batch.map { ReplyNormalizer.escape(pair.render($0, for: reference)) }
                 Self.append(
                     """
                     seed \(seed) batch \(batchNumber)
@@ -148,12 +132,12 @@ private struct ProxyDifferentialRun {
                     print("proxy differential seed \(seed): stopping after \(mismatches) mismatching batches")
                     return
                 }
-                try resynchronize()
+                try pair.resynchronize()
                 continue
             }
             if let key = batch.last?.fetchesCasOfKey {
-                recordCas(of: key, from: referenceReply.bytes, side: reference)
-                recordCas(of: key, from: proxyReply.bytes, side: proxy)
+                pair.recordCas(of: key, from: referenceReply.bytes, side: reference)
+                pair.recordCas(of: key, from: proxyReply.bytes, side: proxy)
             }
             if batch.last?.closesConnection == true || referenceReply.outcome == .closed {
                 try reference.reconnect()
@@ -233,7 +217,7 @@ private struct ProxyDifferentialRun {
         on side: Side,
         plan: CommandGenerator.ChunkPlan
     ) -> Reply {
-        var bytes = batch.flatMap { render($0, for: side) }
+        var bytes = batch.flatMap { pair.render($0, for: side) }
         let quits = batch.last?.closesConnection == true
         if !quits { bytes += Self.sentinel }
         let expectedMN = batch.reduce(0) { $0 + $1.expectedMN } + (quits ? 0 : 1)
@@ -253,64 +237,12 @@ private struct ProxyDifferentialRun {
     /// it created; the proxy cannot tell the two apart from its replicas' replies and hides both
     /// (documented exception), so these commands are not compared.
     private func isQuietVivifyingArithmetic(_ command: CommandGenerator.Command) -> Bool {
-        let text = String(decoding: render(command, for: reference), as: UTF8.self)
+        let text = String(decoding: pair.render(command, for: reference), as: UTF8.self)
         guard text.hasPrefix("ma ") else { return false }
         // "\r\n" is one Character: split on scalars, or a trailing `q` keeps its line end.
         let line = text.unicodeScalars.split(whereSeparator: { $0 == "\r" || $0 == "\n" }).first.map(String.init) ?? ""
         let tokens = line.split(separator: " ").dropFirst(2)
         return tokens.contains("q") && tokens.contains { $0.hasPrefix("N") }
-    }
-
-    private func render(_ command: CommandGenerator.Command, for side: Side) -> [UInt8] {
-        var bytes: [UInt8] = []
-        for segment in command.segments {
-            switch segment {
-            case .bytes(let literal):
-                bytes += literal
-            case .cas(let key, let choice):
-                bytes += Array(casToken(key: key, choice: choice, side: side).utf8)
-            }
-        }
-        return bytes
-    }
-
-    /// Resolves a CAS token for one side, as `DifferentialTests` does.
-    private func casToken(key: Int, choice: CommandGenerator.CasChoice, side: Side) -> String {
-        let bogus = "999999999999"
-        switch choice {
-        case .bogus:
-            return bogus
-        case .current:
-            return side.casByKey[key].map(String.init) ?? bogus
-        case .older:
-            guard let mine = side.casByKey[key], (reference.casByKey[key] ?? 0) > 1, (proxy.casByKey[key] ?? 0) > 1
-            else { return bogus }
-            return String(mine - 1)
-        }
-    }
-
-    /// Records the CAS from the reply to a trailing `mg <key> c`: its line is the last one before the final `MN`.
-    private func recordCas(of key: Int, from bytes: [UInt8], side: Side) {
-        let lines = ReplyNormalizer.splitLines(bytes)
-        guard lines.count >= 2 else { return }
-        let answer = lines[lines.count - 2]
-        if answer.hasPrefix("HD c"), let value = UInt64(answer.dropFirst(4)) {
-            side.casByKey[key] = value
-        } else if answer == "EN" {
-            side.casByKey[key] = nil
-        }
-    }
-
-    private func resynchronize() throws {
-        for side in [reference, proxy] {
-            try side.reconnect()
-            side.casByKey.removeAll()
-            side.client.send(Array("flush_all\r\nmn\r\n".utf8))
-            let result = side.client.read(timeout: .seconds(2)) { $0.suffix(4).elementsEqual(Self.sentinelReply) }
-            if result.outcome != .satisfied {
-                Issue.record("seed \(seed): \(side.name) did not answer flush_all while resynchronizing")
-            }
-        }
     }
 
     private mutating func report(batchNumber: Int, batch: [CommandGenerator.Command], reference: Reply, proxy: Reply) {
@@ -319,7 +251,7 @@ private struct ProxyDifferentialRun {
         }
         let referenceNormal = ReplyNormalizer.normalize(Self.maskAccessHistory(reference.bytes))
         let proxyNormal = ReplyNormalizer.normalize(Self.maskAccessHistory(proxy.bytes))
-        let commands = batch.map { "  " + truncated(ReplyNormalizer.escape(render($0, for: self.reference))) }
+        let commands = batch.map { "  " + truncated(ReplyNormalizer.escape(pair.render($0, for: self.reference))) }
         let commonCount = min(referenceNormal.lines.count, proxyNormal.lines.count)
         let firstDifference =
             (0..<commonCount).first { referenceNormal.lines[$0] != proxyNormal.lines[$0] } ?? commonCount
