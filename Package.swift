@@ -136,6 +136,7 @@ let package = Package(
             name: "FlotillaProcess",
             dependencies: [
                 "CFlotillaSpawn",
+                "FlotillaCore",
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings

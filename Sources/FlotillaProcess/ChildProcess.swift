@@ -1,4 +1,5 @@
 import CFlotillaSpawn
+import FlotillaCore
 import Foundation
 import NIOPosix
 import Synchronization
@@ -223,9 +224,7 @@ public final class ChildProcess: Sendable {
     /// wait all the same.
     public func waitForExit(timeout: Duration, interval: Duration = .milliseconds(5)) async -> Bool {
         let deadline = ContinuousClock.now + timeout
-        let micros = UInt32(
-            max(1, interval.components.attoseconds / 1_000_000_000_000 + interval.components.seconds * 1_000_000)
-        )
+        let micros = UInt32(clamping: max(1, interval.nanoseconds / 1000))
         while !hasExited() {
             guard ContinuousClock.now < deadline else { return false }
             if Task.isCancelled {

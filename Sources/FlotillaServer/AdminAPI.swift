@@ -57,7 +57,7 @@ struct AdminAPI: APIProtocol {
         let status = Components.Schemas.Status(
             role: role.role,
             version: role.version,
-            uptimeSeconds: Double(uptime.components.seconds) + Double(uptime.components.attoseconds) / 1e18,
+            uptimeSeconds: uptime.inSeconds,
             state: state,
             settings: .init(additionalProperties: role.settings),
             operations: report.operations.map { operation in

@@ -1,3 +1,4 @@
+import FlotillaCore
 import Synchronization
 
 /// Request rates over a sliding window, from per-operation totals sampled about once a second.
@@ -30,7 +31,7 @@ final class RateWindow: Sendable {
                 return Array(repeating: 0, count: totals.count)
             }
             let elapsed = time - oldest.time
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.inSeconds
             guard seconds > 0.2 else { return Array(repeating: 0, count: totals.count) }
             return zip(totals, oldest.totals).map { Double($0 &- $1) / seconds }
         }

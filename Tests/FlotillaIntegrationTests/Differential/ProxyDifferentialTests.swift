@@ -31,13 +31,8 @@ import Testing
     .enabled(if: PeerProcess.memcachedTestsEnabled, Comment(rawValue: PeerProcess.memcachedMissingMessage))
 )
 struct ProxyDifferentialTests {
-    static let seeds: [UInt64] = {
-        if let list = ProcessInfo.processInfo.environment["DIFF_SEEDS"] {
-            let parsed = list.split(separator: ",").compactMap { UInt64($0.trimmingCharacters(in: .whitespaces)) }
-            if !parsed.isEmpty { return parsed }
-        }
-        return [1, 2, 3, 0xF107_111A]
-    }()
+    /// The same seeds as the memcached differential test (`DIFF_SEEDS` overrides both).
+    static let seeds = DifferentialTests.seeds
 
     static var commandsPerRun: Int {
         ProcessInfo.processInfo.environment["DIFF_PROXY_COMMANDS"].flatMap(Int.init) ?? 4_000
