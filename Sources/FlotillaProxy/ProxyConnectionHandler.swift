@@ -1,3 +1,4 @@
+import DequeModule
 import FlotillaMemcache
 import FlotillaServer
 import NIOCore
@@ -45,7 +46,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private var channelContext: ChannelHandlerContext?
     private var inbound: ByteBuffer?
     /// The replies of requests `sequence - slots.count + 1 ... sequence`, oldest first.
-    private var slots = CircularBuffer<PendingReply>()
+    /// A `Deque`: it holds its elements as they are, where `CircularBuffer` holds optionals that
+    /// Swift copies and destroys through generic value witnesses on every request.
+    private var slots = Deque<PendingReply>()
     private var outbound = ByteBuffer()
     private var paused = false
     /// A compare-and-swap waits for the primary's answer before its copies go to the other
@@ -116,10 +119,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     }
 
     /// The queue position of `slot`, nil once its reply has left (it was done then).
-    private func position(of slot: ReplySlot) -> CircularBuffer<PendingReply>.Index? {
+    private func position(of slot: ReplySlot) -> Int? {
         let fromEnd = sequence &- slot.sequence
         guard fromEnd < UInt64(slots.count) else { return nil }
-        return slots.index(slots.startIndex, offsetBy: slots.count - 1 - Int(fromEnd))
+        return slots.count - 1 - Int(fromEnd)
     }
 
     /// Whether `slot` has its reply.
@@ -172,11 +175,14 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private func writeReady() {
         guard let context = channelContext else { return }
         var wrote = false
-        while let reply = slots.first, reply.done {
-            slots.removeFirst()
-            if var bytes = reply.bytes {
-                outbound.writeBuffer(&bytes)
-                if reply.endsRetrieval { outbound.writeStaticString("END\r\n") }
+        while !slots.isEmpty, slots[0].done {
+            let reply = slots.removeFirst()
+            if let bytes = reply.bytes {
+                if reply.endsRetrieval {
+                    outbound.writeRetrievalReply(hits: bytes)
+                } else {
+                    outbound.writeImmutableBuffer(bytes)
+                }
                 wrote = true
             }
         }

@@ -15,7 +15,7 @@ extension ProxyConnectionHandler {
             return
         }
         let slot = openSlot(request.operation)
-        let state = RetrievalState(keys: request.keys)
+        let state = RetrievalState(keys: Array(request.keys))
         for index in request.keys.indices {
             let replicas = context.readReplicas(request.keys[index])
             state.replicas[index] = replicas
@@ -36,7 +36,7 @@ extension ProxyConnectionHandler {
         let target = readsPrimary(request, key) ? replicas[0] : shards.chooseReplica(replicas)
         if request.touches { propagateTouch(key, exptime: request.exptime, to: replicas, except: target) }
         let read = ReadOne(request: request, slot: slot, replicas: replicas, target: target)
-        shards.links[target].call(expecting: .retrieval, callback: .readOne(self, read)) { bytes in
+        shards.links[target].call(expecting: .retrievalOfOne, callback: .readOne(self, read)) { bytes in
             MemcacheForwarding.writeRetrieval(
                 operation: request.operation,
                 exptime: request.exptime,
@@ -50,13 +50,20 @@ extension ProxyConnectionHandler {
     func readOneAnswered(_ read: ReadOne, _ result: Result<ShardReply, ShardFailure>) {
         let request = read.request
         let slot = read.slot
-        if case .success(.values(let values)) = result, let value = values.first {
+        switch result {
+        case .success(.value(let value)):
             context.counters.add(.getHits)
             finish(slot, hits: value.raw)
             return
+        case .success(.values(let values)) where !values.isEmpty:
+            context.counters.add(.getHits)
+            finish(slot, hits: values[0].raw)
+            return
+        default:
+            break
         }
         // A miss, an error or a failure: the general path takes over from here.
-        let state = RetrievalState(keys: request.keys)
+        let state = RetrievalState(keys: Array(request.keys))
         state.replicas[0] = read.replicas
         state.tried[0] = [read.target]
         switch result {

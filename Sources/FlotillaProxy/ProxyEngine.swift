@@ -124,6 +124,10 @@ extension ShardReply {
         switch self {
         case .line(let line): return line.raw
         case .meta(let meta): return meta.raw
+        case .value(let value):
+            var buffer = ByteBuffer()
+            buffer.writeRetrievalReply(hits: value.raw)
+            return buffer
         case .values(let values):
             var buffer = ByteBuffer()
             for value in values {

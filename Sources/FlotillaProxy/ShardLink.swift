@@ -1,3 +1,4 @@
+import DequeModule
 import FlotillaCore
 import FlotillaMemcache
 import FlotillaServer
@@ -76,9 +77,13 @@ final class ShardLink {
     private var connecting = false
     private var flushScheduled = false
     /// Requests waiting for the connection to open.
-    private var waiting = CircularBuffer<ShardCall>()
+    private var waiting = Deque<ShardCall>()
     /// Requests written and not yet answered.
-    fileprivate var inFlight = CircularBuffer<ShardCall>()
+    private var inFlight = Deque<ShardCall>()
+    /// What each request in flight expects, in the same order: the decoder reads it for every
+    /// reply, and a call is too big to copy for that. (Deques, not `CircularBuffer`s: those hold
+    /// optionals, which Swift copies and destroys through generic value witnesses.)
+    private var expectations = CircularBuffer<ExpectedReply>()
 
     init(
         shard: Int,
@@ -96,6 +101,9 @@ final class ShardLink {
         self.timeoutNanoseconds = UInt64(max(configuration.shardTimeout.nanoseconds, 0))
         self.maxOutstanding = configuration.maxOutstandingPerShard
     }
+
+    /// What the oldest request in flight expects: the next reply on the connection answers it.
+    var nextExpected: ExpectedReply? { expectations.first }
 
     /// Requests queued or in flight: the load measure of "two random choices".
     var outstanding: Int { waiting.count + inFlight.count }
@@ -130,6 +138,7 @@ final class ShardLink {
         if let connection {
             connection.send(write)
             inFlight.append(call)
+            expectations.append(expected)
             scheduleFlush()
         } else {
             var bytes = ByteBuffer()
@@ -182,6 +191,7 @@ final class ShardLink {
             if let request = call.request { handler.send { $0.writeImmutableBuffer(request) } }
             call.request = nil
             inFlight.append(call)
+            expectations.append(call.expected)
         }
         handler.flushIfNeeded()
     }
@@ -195,6 +205,7 @@ final class ShardLink {
 
     fileprivate func received(_ reply: ShardReply) {
         guard let call = inFlight.popFirst() else { return }
+        expectations.removeFirst()
         health.recordSuccess(shard)
         traffic.record(shard, nanoseconds: NIODeadline.now().uptimeNanoseconds &- call.start, failed: false)
         call.callback.deliver(.success(reply))
@@ -203,6 +214,7 @@ final class ShardLink {
     private func failAll(_ failure: ShardFailure) {
         let calls = Array(inFlight) + Array(waiting)
         inFlight.removeAll()
+        expectations.removeAll()
         waiting.removeAll()
         let now = NIODeadline.now().uptimeNanoseconds
         for call in calls {
@@ -281,7 +293,7 @@ final class ShardChannelHandler: ChannelInboundHandler {
             inbound!.writeBuffer(&bytes)
         }
         do {
-            while let expected = link.inFlight.first?.expected,
+            while let expected = link.nextExpected,
                 let reply = try decoder.decode(&inbound!, expecting: expected)
             {
                 link.received(reply)

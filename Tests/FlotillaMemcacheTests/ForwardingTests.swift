@@ -136,4 +136,156 @@ struct ForwardingTests {
         MemcacheForwarding.writeRetrieval(operation: .gats, exptime: 0, keys: keys, into: &output)
         #expect(String(buffer: output) == "gats 0 a b\r\n")
     }
+
+    // MARK: One-key retrieval and storage
+
+    /// A buffer as the proxy's outbound one looks: bytes already written, some of them already sent (read).
+    static func prefilledBuffer() -> ByteBuffer {
+        var buffer = ByteBuffer(string: "sent;get other\r\n")
+        buffer.moveReaderIndex(forwardBy: 5)
+        return buffer
+    }
+
+    /// A key that is a slice of a larger buffer, as decoded keys are.
+    static func slicedKey(_ key: [UInt8]) -> ByteBuffer {
+        var buffer = ByteBuffer(string: "get ")
+        buffer.writeBytes(key)
+        buffer.writeString(" next\r\n")
+        return buffer.getSlice(at: 4, length: key.count)!
+    }
+
+    @Test(arguments: [
+        (MemcacheOperation.get, 0 as Int32, "get k\r\n"),
+        (.get, 55, "get k\r\n"),
+        (.gets, 0, "gets k\r\n"),
+        (.gets, -1, "gets k\r\n"),
+        (.gat, 100, "gat 100 k\r\n"),
+        (.gat, 0, "gat 0 k\r\n"),
+        (.gats, -1, "gats -1 k\r\n"),
+        (.gats, Int32.max, "gats 2147483647 k\r\n"),
+    ])
+    func oneKeyRetrieval(operation: MemcacheOperation, exptime: Int32, expected: String) {
+        let key = ByteBuffer(string: "k")
+        // Into an empty buffer, one without capacity, and one that holds bytes already.
+        var empty = ByteBuffer()
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: exptime, key: key, into: &empty)
+        #expect(String(buffer: empty) == expected)
+        var none = ByteBufferAllocator().buffer(capacity: 0)
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: exptime, key: key, into: &none)
+        #expect(String(buffer: none) == expected)
+        var filled = Self.prefilledBuffer()
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: exptime, key: key, into: &filled)
+        #expect(String(buffer: filled) == "get other\r\n" + expected)
+        #expect(filled.readerIndex == 5)
+        // Twice in a row: the second request follows the first.
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: exptime, key: key, into: &empty)
+        #expect(String(buffer: empty) == expected + expected)
+        #expect(String(buffer: key) == "k")
+    }
+
+    @Test(arguments: [MemcacheOperation.get, .gets, .gat, .gats])
+    func oneKeyRetrievalMatchesTheListForm(operation: MemcacheOperation) {
+        // The longest key memcached accepts, every byte but space and control bytes, cut out of a larger buffer.
+        let keyBytes = (0..<250).map { UInt8(0x21 + $0 % 94) }
+        #expect(keyBytes.count == 250)
+        let key = Self.slicedKey(keyBytes)
+        let command = operation == .get || operation == .gets ? operation.name : "\(operation.name) 7"
+        let expected = Array("\(command) ".utf8) + keyBytes + Array("\r\n".utf8)
+        var list = Self.prefilledBuffer()
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: 7, keys: [key], into: &list)
+        for var buffer in [ByteBuffer(), Self.prefilledBuffer(), ByteBufferAllocator().buffer(capacity: 3)] {
+            let before = Array(buffer.readableBytesView)
+            MemcacheForwarding.writeRetrieval(operation: operation, exptime: 7, key: key, into: &buffer)
+            #expect(Array(buffer.readableBytesView) == before + expected)
+        }
+        var single = Self.prefilledBuffer()
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: 7, key: key, into: &single)
+        #expect(single == list)
+        // The key is read, not consumed.
+        #expect(Array(key.readableBytesView) == keyBytes)
+    }
+
+    @Test(arguments: [MemcacheOperation.get, .gets, .gat, .gats])
+    func oneKeyRetrievalOfAnEmptyKey(operation: MemcacheOperation) {
+        // Not a valid request, but written as the list form writes it.
+        var single = Self.prefilledBuffer()
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: 3, key: ByteBuffer(), into: &single)
+        var list = Self.prefilledBuffer()
+        MemcacheForwarding.writeRetrieval(operation: operation, exptime: 3, keys: [ByteBuffer()], into: &list)
+        #expect(single == list)
+        #expect(String(buffer: single).hasSuffix(" \r\n"))
+    }
+
+    @Test func oneKeyRetrievalGrowsABufferThatIsFull() {
+        // Exactly full: the write must grow the buffer rather than write past its end.
+        var buffer = ByteBufferAllocator().buffer(capacity: 16)
+        buffer.writeBytes([UInt8](repeating: UInt8(ascii: "x"), count: buffer.capacity))
+        let filled = buffer.readableBytes
+        let key = ByteBuffer(string: String(repeating: "k", count: 100))
+        MemcacheForwarding.writeRetrieval(operation: .gets, exptime: 0, key: key, into: &buffer)
+        #expect(buffer.readableBytes == filled + 5 + 100 + 2)
+        #expect(
+            String(buffer: buffer) == String(repeating: "x", count: filled) + "gets " + String(buffer: key) + "\r\n"
+        )
+    }
+
+    /// 100 KB of data with every byte value, `\r\n` and `END` included.
+    static let largeData: [UInt8] = (0..<102_400).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ $0 / 256) }
+
+    @Test(arguments: [
+        (StorageRequest.Mode.set, 5 as UInt32, 100 as Int32, 0 as UInt64, "set k 5 100 102400\r\n"),
+        (.set, 0, 0, 0, "set k 0 0 102400\r\n"),
+        (.cas, 4_294_967_295, -1, 18_446_744_073_709_551_615, "cas k 4294967295 -1 102400 18446744073709551615\r\n"),
+        (.cas, 1, 2, 77, "cas k 1 2 102400 77\r\n"),
+        (.add, 1, 2, 0, "add k 1 2 102400\r\n"),
+        (.replace, 1, 2, 0, "replace k 1 2 102400\r\n"),
+        (.append, 1, 2, 0, "append k 1 2 102400\r\n"),
+        (.prepend, 1, 2, 0, "prepend k 1 2 102400\r\n"),
+    ])
+    func storageOfALargeValue(mode: StorageRequest.Mode, flags: UInt32, exptime: Int32, cas: UInt64, header: String) {
+        // The data as a slice of a larger buffer, as the request decoder hands it over.
+        var input = ByteBuffer(string: "set k 0 0 102400\r\n")
+        input.writeBytes(Self.largeData)
+        input.writeString("\r\n")
+        let data = input.getSlice(at: 18, length: Self.largeData.count)!
+        let request = StorageRequest(
+            mode: mode,
+            key: ByteBuffer(string: "k"),
+            flags: flags,
+            exptime: exptime,
+            casUnique: cas,
+            noreply: true,
+            data: data
+        )
+        let expected = Array(header.utf8) + Self.largeData + Array("\r\n".utf8)
+        var empty = ByteBuffer()
+        MemcacheForwarding.writeStorage(request, into: &empty)
+        #expect(empty.readableBytes == expected.count)
+        #expect(Array(empty.readableBytesView) == expected)
+        var filled = Self.prefilledBuffer()
+        MemcacheForwarding.writeStorage(request, into: &filled)
+        #expect(Array(filled.readableBytesView) == Array("get other\r\n".utf8) + expected)
+        // Two in a row.
+        MemcacheForwarding.writeStorage(request, into: &empty)
+        #expect(Array(empty.readableBytesView) == expected + expected)
+        #expect(Array(request.data.readableBytesView) == Self.largeData)
+    }
+
+    @Test func storageWithTheLongestKeyAndNumbers() {
+        let key = Self.slicedKey((0..<250).map { UInt8(0x21 + $0 % 94) })
+        let request = StorageRequest(
+            mode: .cas,
+            key: key,
+            flags: .max,
+            exptime: .min,
+            casUnique: .max,
+            noreply: false,
+            data: ByteBuffer(string: "hi")
+        )
+        var buffer = ByteBufferAllocator().buffer(capacity: 0)
+        MemcacheForwarding.writeStorage(request, into: &buffer)
+        let expected =
+            "cas " + String(buffer: key) + " 4294967295 -2147483648 2 18446744073709551615\r\nhi\r\n"
+        #expect(String(buffer: buffer) == expected)
+    }
 }

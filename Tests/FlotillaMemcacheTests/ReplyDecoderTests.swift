@@ -66,6 +66,9 @@ struct ReplyDecoderTests {
                     + String(buffer: value.data)
             }
             return "values " + items.joined(separator: "|")
+        case .value(let value):
+            return "value \(String(buffer: value.key))/\(value.flags)/\(value.cas.map { "\($0)" } ?? "-")/"
+                + String(buffer: value.data)
         case .line(let line) where line.isFailure:
             return "failure \(line.status)"
         case .line(let line):
@@ -82,6 +85,7 @@ struct ReplyDecoderTests {
     static func rawText(_ reply: ShardReply) -> String {
         switch reply {
         case .values(let values): values.map { String(buffer: $0.raw) }.joined() + "END\r\n"
+        case .value(let value): String(buffer: value.raw) + "END\r\n"
         case .line(let line): String(buffer: line.raw)
         case .meta(let meta): String(buffer: meta.raw)
         case .stats(let stats): stats.map { "STAT \($0.name) \($0.value)\r\n" }.joined() + "END\r\n"
@@ -303,6 +307,280 @@ struct ReplyDecoderTests {
         let raw = value.raw.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
         let data = value.data.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
         #expect(raw == storage && data == storage + 15)
+    }
+
+    // MARK: One-key retrieval
+
+    /// A stream of one-key retrieval replies, pipelined with other kinds, the expectation of each and what each
+    /// must decode to.
+    static let oneKeyStream: [(ExpectedReply, String, String)] = [
+        (.retrievalOfOne, "VALUE foo 5 3\r\nabc\r\nEND\r\n", "value foo/5/-/abc"),
+        (.line, "STORED\r\n", "line stored"),
+        (.retrievalOfOne, "END\r\n", "values "),
+        (
+            .retrievalOfOne, "VALUE k 4294967295 2 18446744073709551615\r\nhi\r\nEND\r\n",
+            "value k/4294967295/18446744073709551615/hi"
+        ),
+        (.retrieval, "VALUE a 1 1\r\nx\r\nVALUE b 2 1\r\ny\r\nEND\r\n", "values a/1/-/x|b/2/-/y"),
+        (.retrievalOfOne, "VALUE e 0 0\r\n\r\nEND\r\n", "value e/0/-/"),
+        // Framing follows the length: END and \r\n inside the data are data.
+        (.retrievalOfOne, "VALUE x 0 9\r\n\r\nEND\r\nab\r\nEND\r\n", "value x/0/-/\r\nEND\r\nab"),
+        (.retrievalOfOne, "VALUE y 0 5 7\r\nEND\r\n\r\nEND\r\n", "value y/0/7/END\r\n"),
+        (.retrievalOfOne, "SERVER_ERROR out of memory\r\n", "failure serverError"),
+        (.meta, "HD\r\n", "meta HD [] -"),
+        // More than one block: the general list.
+        (.retrievalOfOne, "VALUE a 0 1 1\r\nx\r\nVALUE a 0 1 2\r\ny\r\nEND\r\n", "values a/0/1/x|a/0/2/y"),
+        (.retrievalOfOne, "CLIENT_ERROR bad command line format\r\n", "failure clientError"),
+        // A hit and then an error line: the error is the reply.
+        (
+            .retrievalOfOne, "VALUE a 0 1\r\nx\r\nSERVER_ERROR out of memory writing get response\r\n",
+            "failure serverError"
+        ),
+        (.retrievalOfOne, "ERROR\r\n", "failure error"),
+        (.retrievalOfOne, "VALUE last 9 4 3\r\nlast\r\nEND\r\n", "value last/9/3/last"),
+    ]
+
+    static var oneKeyBytes: [UInt8] { Array(oneKeyStream.map(\.1).joined().utf8) }
+    static var oneKeyExpectations: [ExpectedReply] { oneKeyStream.map(\.0) }
+
+    @Test(arguments: [
+        ("VALUE foo 5 3\r\nabc\r\nEND\r\n", "foo", 5 as UInt32, nil as UInt64?, "abc", "VALUE foo 5 3\r\nabc\r\n"),
+        (
+            "VALUE foo 4294967295 3 18446744073709551615\r\nabc\r\nEND\r\n", "foo", 4_294_967_295,
+            18_446_744_073_709_551_615,
+            "abc", "VALUE foo 4294967295 3 18446744073709551615\r\nabc\r\n"
+        ),
+        ("VALUE k 0 0 12\r\n\r\nEND\r\n", "k", 0, 12, "", "VALUE k 0 0 12\r\n\r\n"),
+    ])
+    func oneKeyHitIsOneValue(
+        text: String,
+        key: String,
+        flags: UInt32,
+        cas: UInt64?,
+        data: String,
+        raw: String
+    ) throws {
+        var decoder = MemcacheReplyDecoder()
+        // Bytes before the reply (already read) and after it (the next reply) must not leak into it.
+        var buffer = ByteBuffer(string: "STORED\r\n" + text + "END\r\n")
+        buffer.moveReaderIndex(forwardBy: 8)
+        let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+        guard case .value(let value) = reply else {
+            Issue.record("expected .value, got \(reply.map(Self.summary) ?? "nil")")
+            return
+        }
+        #expect(String(buffer: value.key) == key)
+        #expect(value.flags == flags)
+        #expect(value.cas == cas)
+        #expect(String(buffer: value.data) == data)
+        #expect(String(buffer: value.raw) == raw)
+        // The reader index moved past the END line, and only past it.
+        #expect(buffer.readerIndex == 8 + text.utf8.count)
+        #expect(String(buffer: buffer) == "END\r\n")
+        // The slices are views of the input.
+        let storage = buffer.withVeryUnsafeBytes { UInt(bitPattern: $0.baseAddress) }
+        let rawStart = value.raw.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        #expect(rawStart == storage + 8)
+    }
+
+    @Test func oneKeyMissIsAnEmptyList() throws {
+        var decoder = MemcacheReplyDecoder()
+        var buffer = ByteBuffer(string: "END\r\nEND\r\n")
+        let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+        guard case .values(let values) = reply else {
+            Issue.record("expected .values, got \(reply.map(Self.summary) ?? "nil")")
+            return
+        }
+        #expect(values.isEmpty)
+        #expect(buffer.readerIndex == 5)
+        #expect(buffer.readableBytes == 5)
+    }
+
+    @Test(arguments: [
+        ("SERVER_ERROR out of memory\r\n", LineReply.Status.serverError),
+        ("SERVER_ERROR\r\n", .serverError),
+        ("CLIENT_ERROR bad command line format\r\n", .clientError),
+        ("CLIENT_ERROR\r\n", .clientError),
+        ("ERROR\r\n", .error),
+    ])
+    func oneKeyErrorLineIsAFailedLine(text: String, status: LineReply.Status) throws {
+        var decoder = MemcacheReplyDecoder()
+        var buffer = ByteBuffer(string: text + "END\r\n")
+        let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+        guard case .line(let line) = reply else {
+            Issue.record("expected a failed .line, got \(reply.map(Self.summary) ?? "nil")")
+            return
+        }
+        #expect(line.isFailure)
+        #expect(line.status == status)
+        #expect(String(buffer: line.raw) == text)
+        #expect(buffer.readerIndex == text.utf8.count)
+    }
+
+    @Test func oneKeyHitThenAnErrorIsTheError() throws {
+        var decoder = MemcacheReplyDecoder()
+        let text = "VALUE a 0 1\r\nx\r\nSERVER_ERROR out of memory writing get response\r\n"
+        var buffer = ByteBuffer(string: text)
+        let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+        guard case .line(let line) = reply else {
+            Issue.record("expected a failed .line, got \(reply.map(Self.summary) ?? "nil")")
+            return
+        }
+        #expect(line.status == .serverError)
+        #expect(String(buffer: line.raw) == "SERVER_ERROR out of memory writing get response\r\n")
+        #expect(buffer.readableBytes == 0)
+    }
+
+    @Test func twoBlocksForOneKeyFallBackToTheList() throws {
+        var decoder = MemcacheReplyDecoder()
+        let text = "VALUE a 1 3 10\r\nabc\r\nVALUE b 2 2 11\r\nde\r\nEND\r\n"
+        var buffer = ByteBuffer(string: text + "STORED\r\n")
+        let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+        guard case .values(let values) = reply else {
+            Issue.record("expected .values, got \(reply.map(Self.summary) ?? "nil")")
+            return
+        }
+        #expect(values.count == 2)
+        #expect(values.map { String(buffer: $0.key) } == ["a", "b"])
+        #expect(values.map(\.flags) == [1, 2])
+        #expect(values.map(\.cas) == [10, 11])
+        #expect(values.map { String(buffer: $0.data) } == ["abc", "de"])
+        #expect(values.map { String(buffer: $0.raw) } == ["VALUE a 1 3 10\r\nabc\r\n", "VALUE b 2 2 11\r\nde\r\n"])
+        #expect(buffer.readerIndex == text.utf8.count)
+        #expect(try decoder.decode(&buffer, expecting: .line).map(Self.summary) == "line stored")
+    }
+
+    @Test(arguments: [
+        "VALUE foo 5 3\r\nabc\r\nEND\r\n",
+        "VALUE foo 5 3 77\r\nabc\r\nEND\r\n",
+        "END\r\n",
+        "VALUE x 0 9\r\n\r\nEND\r\nab\r\nEND\r\n",
+        "VALUE a 0 1\r\nx\r\nVALUE b 0 2\r\nyz\r\nVALUE c 0 0\r\n\r\nEND\r\n",
+        "SERVER_ERROR out of memory\r\n",
+        "VALUE a 0 1\r\nx\r\nSERVER_ERROR out of memory writing get response\r\n",
+    ])
+    func oneKeyReplyFedOneByteAtATime(text: String) throws {
+        let bytes = Array(text.utf8)
+        var decoder = MemcacheReplyDecoder()
+        var buffer = ByteBuffer()
+        for (index, byte) in bytes.enumerated() {
+            buffer.writeInteger(byte)
+            let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+            if index < bytes.count - 1 {
+                #expect(reply == nil, "decoded \(reply.map(Self.summary) ?? "") after \(index + 1) bytes")
+                #expect(buffer.readerIndex == 0 && buffer.readableBytes == index + 1, "consumed part of the reply")
+            } else {
+                // The same reply as when it comes in one piece.
+                var whole = ByteBuffer(string: text)
+                var reference = MemcacheReplyDecoder()
+                let expected = try reference.decode(&whole, expecting: .retrievalOfOne)
+                #expect(reply.map(Self.summary) != nil)
+                #expect(reply.map(Self.summary) == expected.map(Self.summary))
+                #expect(reply.map(Self.rawText) == expected.map(Self.rawText))
+                #expect(buffer.readableBytes == 0)
+            }
+        }
+    }
+
+    @Test func oneKeyValueHoldingEndIsFramedByItsLength() throws {
+        var decoder = MemcacheReplyDecoder()
+        let data = "\r\nEND\r\nVALUE z 0 1\r\nEND\r\n"
+        let text = "VALUE k 3 \(data.utf8.count)\r\n\(data)\r\nEND\r\n"
+        var buffer = ByteBuffer(string: text)
+        let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+        guard case .value(let value) = reply else {
+            Issue.record("expected .value, got \(reply.map(Self.summary) ?? "nil")")
+            return
+        }
+        #expect(String(buffer: value.key) == "k")
+        #expect(value.flags == 3)
+        #expect(String(buffer: value.data) == data)
+        #expect(String(buffer: value.raw) == "VALUE k 3 \(data.utf8.count)\r\n\(data)\r\n")
+        #expect(buffer.readableBytes == 0)
+        // Cut short inside the data, right after its END: still incomplete.
+        for length in ["VALUE k 3 \(data.utf8.count)\r\n\r\nEND\r\n".utf8.count, text.utf8.count - 1] {
+            var partial = ByteBuffer(bytes: Array(text.utf8.prefix(length)))
+            #expect(try decoder.decode(&partial, expecting: .retrievalOfOne) == nil, "\(length) bytes")
+            #expect(partial.readerIndex == 0)
+        }
+    }
+
+    @Test(arguments: [
+        ("VALUE a 0 1\r\nxyz\r\nEND\r\n", ReplyDecodingError.Code.badDataTerminator),
+        ("VALUE a 0 3\r\nabcEND\r\n", .badDataTerminator),
+        ("VALUE a 0 0\r\nEND\r\n", .badDataTerminator),
+        ("STORED\r\n", .unexpectedLine),
+        ("HD\r\n", .unexpectedLine),
+        ("VALUE a 0 1\r\nx\r\nSTORED\r\n", .unexpectedLine),
+        ("VALUE a 0 1\r\nx\r\nVALUE b 0 1\r\ny\r\nSTORED\r\n", .unexpectedLine),
+        ("VALUE a x 1\r\n", .malformedLine),
+        ("VALUE a 0\r\n", .malformedLine),
+        ("VALUE  0 1\r\n", .malformedLine),
+        ("VALUE a 0 1 2 3\r\n", .malformedLine),
+        ("VALUE a 0 1\r\nx\r\nEND\n", .malformedLine),
+        ("VALUE a 0 2000000\r\n", .valueTooLarge),
+    ])
+    func malformedOneKeyRepliesThrow(text: String, code: ReplyDecodingError.Code) {
+        let bytes = Array(text.utf8)
+        for chunks in [[], [Int](repeating: 1, count: bytes.count)] {
+            do throws(ReplyDecodingError) {
+                let replies = try Self.decode(bytes, expecting: [.retrievalOfOne], chunks: chunks)
+                Issue.record("expected \(code), decoded \(replies.map(Self.summary))")
+            } catch {
+                #expect(error.code == code, "\(error)")
+            }
+        }
+    }
+
+    @Test func pipelinedOneKeyRepliesDecodeInSequence() throws {
+        let replies = try Self.decode(Self.oneKeyBytes, expecting: Self.oneKeyExpectations, chunks: [])
+        #expect(replies.map(Self.summary) == Self.oneKeyStream.map(\.2))
+        for (reply, entry) in zip(replies, Self.oneKeyStream) {
+            if reply.isFailure {
+                #expect(entry.1.hasSuffix(Self.rawText(reply)))
+            } else {
+                #expect(Self.rawText(reply) == entry.1)
+            }
+        }
+        // Each reply on its own is exactly its bytes: nothing of the next one is consumed.
+        var decoder = MemcacheReplyDecoder()
+        var buffer = ByteBuffer(bytes: Self.oneKeyBytes)
+        for (expected, text, _) in Self.oneKeyStream {
+            let before = buffer.readerIndex
+            _ = try #require(try decoder.decode(&buffer, expecting: expected))
+            #expect(buffer.readerIndex - before == text.utf8.count, "\(text.debugDescription)")
+        }
+        #expect(buffer.readableBytes == 0)
+    }
+
+    @Test func pipelinedOneKeyRepliesSurviveEverySplit() throws {
+        let bytes = Self.oneKeyBytes
+        let expected = Self.oneKeyStream.map(\.2)
+        for split in 0...bytes.count {
+            let replies = try Self.decode(bytes, expecting: Self.oneKeyExpectations, chunks: [split])
+            #expect(replies.map(Self.summary) == expected, "split at \(split)")
+        }
+        let ones = [Int](repeating: 1, count: bytes.count)
+        #expect(try Self.decode(bytes, expecting: Self.oneKeyExpectations, chunks: ones).map(Self.summary) == expected)
+        var random = SplitMix64(seed: 0x0E_0F_0E)
+        for _ in 0..<50 {
+            let chunks = (0..<bytes.count).map { _ in Int(random.next() % 40) + 1 }
+            let replies = try Self.decode(bytes, expecting: Self.oneKeyExpectations, chunks: chunks)
+            #expect(replies.map(Self.summary) == expected, "chunks \(chunks)")
+        }
+    }
+
+    @Test func oneKeyProgressSurvivesTheCallerCompactingItsBuffer() throws {
+        // Two blocks fall back to the list, which remembers its progress: a compacted buffer starts over.
+        var decoder = MemcacheReplyDecoder()
+        var buffer = ByteBuffer(string: "STORED\r\nVALUE a 0 1\r\nx\r\nVALUE b 0 1\r\n")
+        #expect(try decoder.decode(&buffer, expecting: .line).map(Self.summary) == "line stored")
+        #expect(try decoder.decode(&buffer, expecting: .retrievalOfOne) == nil)
+        buffer.discardReadBytes()
+        buffer.writeString("y\r\nEND\r\n")
+        let reply = try decoder.decode(&buffer, expecting: .retrievalOfOne)
+        #expect(reply.map(Self.summary) == "values a/0/-/x|b/0/-/y")
+        #expect(buffer.readableBytes == 0)
     }
 }
 

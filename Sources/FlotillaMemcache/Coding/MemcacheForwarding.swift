@@ -33,10 +33,22 @@ public enum MemcacheForwarding {
         key: ByteBuffer,
         into buffer: inout ByteBuffer
     ) {
-        writeRetrievalCommand(operation: operation, exptime: exptime, into: &buffer)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeImmutableBuffer(key)
-        buffer.writeStaticString("\r\n")
+        // The proxy's most common request: one capacity check rather than one per field.
+        buffer.writeFields(maximumLength: 5 + 21 + key.readableBytes + 2) { writer in
+            switch operation {
+            case .get: writer.put("get ")
+            case .gets: writer.put("gets ")
+            case .gat: writer.put("gat ")
+            case .gats: writer.put("gats ")
+            default: preconditionFailure("\(operation.name) is not a retrieval command")
+            }
+            if operation == .gat || operation == .gats {
+                writer.put(decimal: Int64(exptime))
+                writer.put(byte: UInt8(ascii: " "))
+            }
+            writer.put(key)
+            writer.put("\r\n")
+        }
     }
 
     private static func writeRetrievalCommand(
@@ -59,28 +71,36 @@ public enum MemcacheForwarding {
 
     /// `<command> <key> <flags> <exptime> <bytes>[ <cas unique>]\r\n<data>\r\n`, without `noreply`.
     public static func writeStorage(_ request: StorageRequest, into buffer: inout ByteBuffer) {
+        let command: StaticString
         switch request.mode {
-        case .set: buffer.writeStaticString("set ")
-        case .add: buffer.writeStaticString("add ")
-        case .replace: buffer.writeStaticString("replace ")
-        case .append: buffer.writeStaticString("append ")
-        case .prepend: buffer.writeStaticString("prepend ")
-        case .cas: buffer.writeStaticString("cas ")
+        case .set: command = "set "
+        case .add: command = "add "
+        case .replace: command = "replace "
+        case .append: command = "append "
+        case .prepend: command = "prepend "
+        case .cas: command = "cas "
         }
-        buffer.writeImmutableBuffer(request.key)
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeDecimal(UInt64(request.flags))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeDecimal(Int64(request.exptime))
-        buffer.writeInteger(UInt8(ascii: " "))
-        buffer.writeDecimal(UInt64(request.data.readableBytes))
-        if request.mode == .cas {
-            buffer.writeInteger(UInt8(ascii: " "))
-            buffer.writeDecimal(request.casUnique)
+        // The command, the key, four numbers of at most 20 bytes after their spaces, the data and
+        // two `\r\n`, written with one capacity check.
+        let maximumLength =
+            command.utf8CodeUnitCount + request.key.readableBytes + 4 * 21 + request.data.readableBytes + 4
+        buffer.writeFields(maximumLength: maximumLength) { writer in
+            writer.put(command)
+            writer.put(request.key)
+            writer.put(byte: UInt8(ascii: " "))
+            writer.put(decimal: UInt64(request.flags))
+            writer.put(byte: UInt8(ascii: " "))
+            writer.put(decimal: Int64(request.exptime))
+            writer.put(byte: UInt8(ascii: " "))
+            writer.put(decimal: UInt64(request.data.readableBytes))
+            if request.mode == .cas {
+                writer.put(byte: UInt8(ascii: " "))
+                writer.put(decimal: request.casUnique)
+            }
+            writer.put("\r\n")
+            writer.put(request.data)
+            writer.put("\r\n")
         }
-        buffer.writeStaticString("\r\n")
-        buffer.writeImmutableBuffer(request.data)
-        buffer.writeStaticString("\r\n")
     }
 
     /// `delete <key>\r\n`.

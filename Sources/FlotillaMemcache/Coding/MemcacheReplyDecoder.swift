@@ -4,6 +4,9 @@ import NIOCore
 public enum ExpectedReply: Sendable {
     /// get, gets, gat, gats: `VALUE` blocks up to `END`.
     case retrieval
+    /// get, gets, gat, gats of one key: one `VALUE` block and `END`, or `END`. A hit comes back as
+    /// `ShardReply.value`, without the array of `.values` (a miss is an empty `.values`).
+    case retrievalOfOne
     /// One line: storage commands, delete, incr/decr, touch, flush_all, verbosity.
     case line
     /// One meta reply (`mg`, `ms`, `md`, `ma`, `mn`, `me`).
@@ -62,6 +65,7 @@ public struct MemcacheReplyDecoder {
         let decoded: (reply: ShardReply, length: Int)?
         do throws(ReplyDecodingError) {
             switch expected {
+            case .retrievalOfOne: decoded = try decodeRetrievalOfOne(buffer)
             case .retrieval, .stats: decoded = try decodeList(buffer, expected: expected)
             case .line, .version, .meta: decoded = try decodeSingle(buffer, expected: expected)
             }
@@ -99,6 +103,38 @@ public struct MemcacheReplyDecoder {
             return (.meta(MetaReply(code: code, raw: raw, data: data, flags: tokens)), length)
         default:
             throw Self.unexpected(line, in: buffer, expected: expected)
+        }
+    }
+
+    /// A one-key retrieval: `END`, or a `VALUE` block and `END`, without building a list. Anything
+    /// else (an error line, or more than one block) is left to `decodeList`.
+    private mutating func decodeRetrievalOfOne(
+        _ buffer: ByteBuffer
+    ) throws(ReplyDecodingError) -> (reply: ShardReply, length: Int)? {
+        guard progress.parsed == 0, let line = try Self.line(in: buffer, at: 0) else {
+            return try decodeList(buffer, expected: .retrieval)
+        }
+        switch try parse(line, in: buffer) {
+        case .end:
+            return (.values([]), line.next)
+        case .value(let key, let flags, let length, let cas):
+            guard let data = try Self.dataBlock(in: buffer, at: line.next, length: length, after: "VALUE") else {
+                return nil
+            }
+            let end = line.next + length + 2
+            guard let next = try Self.line(in: buffer, at: end) else { return nil }
+            guard case .end = try parse(next, in: buffer) else { return try decodeList(buffer, expected: .retrieval) }
+            let base = buffer.readerIndex
+            let value = RetrievedValue(
+                key: buffer.getSlice(at: base + key.lowerBound, length: key.count)!,
+                flags: flags,
+                cas: cas,
+                data: data,
+                raw: buffer.getSlice(at: base + line.start, length: end - line.start)!
+            )
+            return (.value(value), next.next)
+        default:
+            return try decodeList(buffer, expected: .retrieval)
         }
     }
 
@@ -166,8 +202,8 @@ extension MemcacheReplyDecoder {
         }
         let scan = buffer.withUnsafeReadableBytes { bytes -> Scan in
             // A line has at most `maximumLineLength` bytes and its `\r\n`: search no further.
-            let window = offset..<min(bytes.count, offset + maximumLineLength + 2)
-            guard let newline = bytes[window].firstIndex(of: UInt8(ascii: "\n")) else {
+            let window = offset..<max(offset, min(bytes.count, offset + maximumLineLength + 2))
+            guard let newline = ByteScan.firstIndex(of: UInt8(ascii: "\n"), in: bytes, window) else {
                 return window.count == maximumLineLength + 2 ? .tooLong : .incomplete
             }
             guard newline > offset, bytes[newline - 1] == UInt8(ascii: "\r") else { return .noCarriageReturn }
@@ -227,7 +263,7 @@ extension ExpectedReply {
     /// What the reply looks like, for error messages.
     var replyName: String {
         switch self {
-        case .retrieval: "VALUE…END"
+        case .retrieval, .retrievalOfOne: "VALUE…END"
         case .line: "a status line"
         case .meta: "a meta reply"
         case .stats: "STAT…END"
@@ -271,21 +307,19 @@ extension MemcacheReplyDecoder {
         var fields = (0..<0, 0..<0, 0..<0, 0..<0)
         var count = 0
         var start = rest.startIndex
-        var index = rest.startIndex
         while count <= 4 {
-            if index == rest.endIndex || rest[index] == UInt8(ascii: " ") {
-                switch count {
-                case 0: fields.0 = start..<index
-                case 1: fields.1 = start..<index
-                case 2: fields.2 = start..<index
-                case 3: fields.3 = start..<index
-                default: break
-                }
-                count += 1
-                if index == rest.endIndex { break }
-                start = index + 1
+            let end =
+                ByteScan.firstIndex(of: UInt8(ascii: " "), in: rest.base, start..<rest.endIndex) ?? rest.endIndex
+            switch count {
+            case 0: fields.0 = start..<end
+            case 1: fields.1 = start..<end
+            case 2: fields.2 = start..<end
+            case 3: fields.3 = start..<end
+            default: break
             }
-            index += 1
+            count += 1
+            if end == rest.endIndex { break }
+            start = end + 1
         }
         guard count == 3 || count == 4, !fields.0.isEmpty,
             let flags = Self.decimal(rest[fields.1]).flatMap(UInt32.init(exactly:)),
@@ -390,12 +424,11 @@ extension MemcacheReplyDecoder {
     }
 
     private static func equals(_ bytes: Bytes, _ literal: StaticString) -> Bool {
-        bytes.count == literal.utf8CodeUnitCount && hasPrefix(bytes, literal)
+        ByteScan.equals(bytes.base, bytes.startIndex..<bytes.endIndex, literal)
     }
 
     private static func hasPrefix(_ bytes: Bytes, _ literal: StaticString) -> Bool {
-        let expected = UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
-        return bytes.starts(with: expected)
+        ByteScan.hasPrefix(bytes.base, bytes.startIndex..<bytes.endIndex, literal)
     }
 }
 

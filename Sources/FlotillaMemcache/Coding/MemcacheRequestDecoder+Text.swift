@@ -108,6 +108,10 @@ extension MemcacheRequestDecoder {
             exptime = value
             keyIndex = 2
         }
+        if !hasRest, tokens.count == keyIndex + 1 {
+            let key = RetrievalKeys(one: line.slice(tokens[keyIndex]))
+            return .request(.retrieval(RetrievalRequest(operation: operation, exptime: exptime, keys: key)))
+        }
         // memcached answers a too-long key with an error for the whole line, and the items
         // before it are still looked up (and, for gat, touched) first.
         var keys: [ByteBuffer] = []
@@ -126,7 +130,7 @@ extension MemcacheRequestDecoder {
                 start = next
             }
         }
-        return .request(.retrieval(RetrievalRequest(operation: operation, exptime: exptime, keys: keys)))
+        return .request(.retrieval(RetrievalRequest(operation: operation, exptime: exptime, keys: RetrievalKeys(keys))))
     }
 
     private func parseStorage(_ line: Line, tokens: [MemcacheToken], mode: StorageRequest.Mode) -> LineOutcome {

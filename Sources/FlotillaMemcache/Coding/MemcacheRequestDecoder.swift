@@ -108,9 +108,7 @@ public struct MemcacheRequestDecoder {
 
     private func findNewline(in buffer: ByteBuffer) -> Int? {
         buffer.withUnsafeReadableBytes { bytes in
-            guard scanned < bytes.count else { return nil }
-            let rest = UnsafeRawBufferPointer(rebasing: bytes[scanned...])
-            return rest.firstIndex(of: UInt8(ascii: "\n")).map { $0 + scanned }
+            ByteScan.firstIndex(of: UInt8(ascii: "\n"), in: bytes, scanned..<max(scanned, bytes.count))
         }
     }
 
@@ -165,9 +163,7 @@ extension MemcacheRequestDecoder {
         }
 
         func equals(_ token: MemcacheToken, _ literal: StaticString) -> Bool {
-            guard token.count == literal.utf8CodeUnitCount else { return false }
-            let expected = UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount)
-            return raw(token).elementsEqual(expected)
+            ByteScan.equals(bytes, token.start..<token.end, literal)
         }
 
         func byte(_ token: MemcacheToken, _ offset: Int) -> UInt8 {
@@ -184,7 +180,7 @@ extension MemcacheRequestDecoder {
             var length = newline
             if length > 1, all[length - 1] == UInt8(ascii: "\r") { length -= 1 }
             // memcached handles the line as a C string: it ends at the first NUL byte.
-            if let nul = UnsafeRawBufferPointer(rebasing: all[..<length]).firstIndex(of: 0) { length = nul }
+            if let nul = ByteScan.firstIndex(of: 0, in: all, 0..<length) { length = nul }
             let line = Line(
                 bytes: UnsafeRawBufferPointer(rebasing: all[..<length]),
                 buffer: buffer,

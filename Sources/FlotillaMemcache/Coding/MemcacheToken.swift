@@ -21,25 +21,23 @@ struct MemcacheTokenizer {
         into tokens: inout [MemcacheToken]
     ) -> (hasRest: Bool, restStart: Int) {
         tokens.removeAll(keepingCapacity: true)
-        var tokenStart = start
-        var index = start
         let space = UInt8(ascii: " ")
-        while index < line.count {
+        let count = line.count
+        var index = start
+        while index < count {
             if line[index] == space {
-                if tokenStart != index {
-                    tokens.append(MemcacheToken(start: tokenStart, end: index))
-                    if tokens.count == limit - 1 {
-                        let rest = index + 1
-                        return (rest < line.count, rest)
-                    }
-                }
-                tokenStart = index + 1
+                index += 1
+                continue
             }
-            index += 1
+            // A token runs to the next space (found by memchr: keys are most of a line's bytes).
+            let end = ByteScan.firstIndex(of: space, in: line, index..<count) ?? count
+            tokens.append(MemcacheToken(start: index, end: end))
+            if end < count, tokens.count == limit - 1 {
+                let rest = end + 1
+                return (rest < count, rest)
+            }
+            index = end
         }
-        if tokenStart != index {
-            tokens.append(MemcacheToken(start: tokenStart, end: index))
-        }
-        return (false, line.count)
+        return (false, count)
     }
 }

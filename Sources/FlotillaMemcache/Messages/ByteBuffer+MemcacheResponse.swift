@@ -29,6 +29,15 @@ extension ByteBuffer {
         }
     }
 
+    /// A retrieval's reply: `hits` (its `VALUE` blocks, as a shard sent them) and `END\r\n`, written
+    /// with one capacity check (every hit a proxy forwards passes here).
+    public mutating func writeRetrievalReply(hits: ByteBuffer) {
+        writeFields(maximumLength: hits.readableBytes + 5) { writer in
+            writer.put(hits)
+            writer.put("END\r\n")
+        }
+    }
+
     /// Writes a signed integer in decimal.
     @inlinable
     public mutating func writeDecimal(_ value: Int64) {

@@ -54,10 +54,56 @@ public struct RetrievalRequest: Equatable {
     public var operation: MemcacheOperation
     /// The new expiry of `gat`/`gats`, as sent.
     public var exptime: Int32
-    public var keys: [ByteBuffer]
+    public var keys: RetrievalKeys
 
     public var returnsCAS: Bool { operation == .gets || operation == .gats }
     public var touches: Bool { operation == .gat || operation == .gats }
+}
+
+/// The keys of a get/gets/gat/gats, in request order: one key held inline (most requests, and no
+/// array to allocate and free for them), or several.
+public struct RetrievalKeys: RandomAccessCollection, ExpressibleByArrayLiteral, Equatable {
+    private enum Storage {
+        case one(ByteBuffer)
+        case many([ByteBuffer])
+    }
+
+    private let storage: Storage
+
+    public init(_ keys: [ByteBuffer]) {
+        storage = keys.count == 1 ? .one(keys[0]) : .many(keys)
+    }
+
+    public init(one key: ByteBuffer) {
+        storage = .one(key)
+    }
+
+    public init(arrayLiteral keys: ByteBuffer...) {
+        self.init(keys)
+    }
+
+    public var startIndex: Int { 0 }
+
+    public var endIndex: Int {
+        switch storage {
+        case .one: 1
+        case .many(let keys): keys.count
+        }
+    }
+
+    public subscript(position: Int) -> ByteBuffer {
+        switch storage {
+        case .one(let key):
+            precondition(position == 0, "key index \(position) out of range 0..<1")
+            return key
+        case .many(let keys):
+            return keys[position]
+        }
+    }
+
+    public static func == (lhs: RetrievalKeys, rhs: RetrievalKeys) -> Bool {
+        lhs.elementsEqual(rhs)
+    }
 }
 
 public struct StorageRequest: Equatable {

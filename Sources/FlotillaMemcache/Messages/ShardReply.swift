@@ -8,6 +8,8 @@ public enum ShardReply: Sendable {
     /// `VALUE…END` of get/gets/gat/gats: each hit with its raw block, in the order the shard sent them. The `END`
     /// line belongs to no value: the proxy writes its own after merging.
     case values([RetrievedValue])
+    /// The one hit of a one-key retrieval (`ExpectedReply.retrievalOfOne`); its miss is an empty `.values`.
+    case value(RetrievedValue)
     /// One line: a storage, delete, touch or flush outcome, an incr/decr result, `VERSION x`, or an error. Every
     /// request, whatever it expects, can get an error line (`isFailure`) as its whole reply.
     case line(LineReply)

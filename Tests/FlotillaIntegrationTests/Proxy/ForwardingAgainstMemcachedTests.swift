@@ -29,7 +29,7 @@ struct ForwardingAgainstMemcachedTests {
                 try pair.check("set b 0 0 2 noreply\r\nhi\r\n", is: "")
                 try pair.check("get a b c\r\n", is: "VALUE a 5 3\r\nabc\r\nVALUE b 0 2\r\nhi\r\nEND\r\n")
                 let gets = try pair.check("gets a\r\n")
-                guard case .values(let values) = gets, let cas = values.first?.cas else {
+                guard case .value(let value) = gets, let cas = value.cas else {
                     Issue.record("gets returned \(gets)")
                     return
                 }
@@ -283,6 +283,8 @@ private final class ConnectionPair {
     /// What the proxy hands its client: the reply's raw bytes, or nothing when the client asked for silence.
     func proxyOutput(_ reply: ShardReply, silenced: Bool) -> String {
         switch reply {
+        case .value(let value):
+            return String(buffer: value.raw) + "END\r\n"
         case .values(let values):
             return values.map { String(buffer: $0.raw) }.joined() + "END\r\n"
         case .line(let line):
@@ -300,6 +302,15 @@ private final class ConnectionPair {
     static func forwardable(_ request: MemcacheRequest) -> (ByteBuffer, ExpectedReply, Bool)? {
         var output = ByteBuffer()
         switch request {
+        case .retrieval(let retrieval) where retrieval.keys.count == 1:
+            // The proxy's own path for one key: the one-key writer and the one-key reply decoding.
+            MemcacheForwarding.writeRetrieval(
+                operation: retrieval.operation,
+                exptime: retrieval.exptime,
+                key: retrieval.keys[0],
+                into: &output
+            )
+            return (output, .retrievalOfOne, false)
         case .retrieval(let retrieval):
             MemcacheForwarding.writeRetrieval(
                 operation: retrieval.operation,
