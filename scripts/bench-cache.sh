@@ -21,8 +21,8 @@
 #   scripts/bench-cache.sh [--rounds 3] [--duration 10s] [--threads 2] [--conns 32]
 #                          [--client-threads 2] [--warmup 3s] [--write]
 # Environment:
-#   FLOTILLA_BIN   the flotilla binary (default <repo>/.build/release/flotilla; built with
-#                  `swift build -c release --product flotilla` if missing, unless NO_BUILD is set)
+#   FLOTILLA_BIN   the flotilla binary (default <repo>/.build-release/release/flotilla; built with
+#                  `scripts/build-release.sh` if missing, unless NO_BUILD is set)
 #   BENCH_B_CMD    replaces the flotilla side with another command, for validating this script
 #                  (e.g. a second memcached); {PORT} in it is replaced by the port it must serve.
 #                  --write is refused then: such figures never go into docs/benchmarks.md.
@@ -87,11 +87,11 @@ if [[ -n "$b_override" ]]; then
     b_name="B (BENCH_B_CMD)"
     b_version="override: ${b_override}"
 else
-    flotilla="${FLOTILLA_BIN:-${repo}/.build/release/flotilla}"
+    flotilla="${FLOTILLA_BIN:-${repo}/.build-release/release/flotilla}"
     if [[ ! -x "$flotilla" ]]; then
         [[ -z "${FLOTILLA_BIN:-}" && -z "${NO_BUILD:-}" ]] || die "flotilla binary not found: $flotilla"
-        say "building release binary: swift build -c release --product flotilla"
-        (cd "$repo" && swift build -c release --product flotilla) >&2
+        say "building the release binary: scripts/build-release.sh"
+        "${repo}/scripts/build-release.sh" >/dev/null
         [[ -x "$flotilla" ]] || die "build did not produce $flotilla"
     fi
     if [[ "$flotilla" == */debug/* ]]; then

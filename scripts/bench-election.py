@@ -50,8 +50,8 @@ def flotilla_binary() -> str:
     binary = str(REPO / ".build-release" / "release" / "flotilla")
     if not os.access(binary, os.X_OK):
         say("building the release binary")
-        subprocess.run(["swift", "build", "-c", "release", "--product", "flotilla", "--scratch-path",
-                        str(REPO / ".build-release")], cwd=REPO, check=True)
+        subprocess.run([str(REPO / "scripts" / "build-release.sh")], cwd=REPO, check=True,
+                       stdout=subprocess.DEVNULL)
     return binary
 
 

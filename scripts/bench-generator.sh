@@ -25,8 +25,7 @@
 #                              [--only memcache|http] [--write]
 # Environment:
 #   FLOTILLA_BIN   the flotilla binary (default <repo>/.build-release/release/flotilla, built with
-#                  `swift build -c release --product flotilla --scratch-path .build-release` if
-#                  missing, unless NO_BUILD is set)
+#                  `scripts/build-release.sh` if missing, unless NO_BUILD is set)
 #   KEEP_LOGS=1    keep the work directory (generator outputs, server logs) and print its path
 set -euo pipefail
 
@@ -88,8 +87,8 @@ command -v python3 >/dev/null || die "python3 not found"
 flotilla="${FLOTILLA_BIN:-${repo}/.build-release/release/flotilla}"
 if [[ ! -x "$flotilla" ]]; then
     [[ -z "${FLOTILLA_BIN:-}" && -z "${NO_BUILD:-}" ]] || die "flotilla binary not found: $flotilla"
-    say "building release binary: swift build -c release --product flotilla --scratch-path .build-release"
-    (cd "$repo" && swift build -c release --product flotilla --scratch-path .build-release) >&2
+    say "building the release binary: scripts/build-release.sh"
+    "${repo}/scripts/build-release.sh" >/dev/null
     [[ -x "$flotilla" ]] || die "build did not produce $flotilla"
 fi
 if [[ "$flotilla" == */debug/* ]]; then

@@ -12,7 +12,8 @@
 # docs/benchmarks.md is replaced.
 #
 # Usage: scripts/bench-proxy.sh [--rounds 3] [--duration 5s] [--write]
-# Environment: FLOTILLA_BIN (default: builds .build-release/release/flotilla), KEEP_LOGS=1
+# Environment: FLOTILLA_BIN (default: scripts/build-release.sh builds .build-release/release/flotilla),
+# KEEP_LOGS=1
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -43,9 +44,8 @@ done
 
 flotilla="${FLOTILLA_BIN:-}"
 if [[ -z "$flotilla" ]]; then
-    say "building a release flotilla"
-    swift build -c release --product flotilla --scratch-path "${repo}/.build-release" >&2
-    flotilla="${repo}/.build-release/release/flotilla"
+    say "building the release flotilla (scripts/build-release.sh)"
+    flotilla="$("${repo}/scripts/build-release.sh")"
 fi
 [[ -x "$flotilla" ]] || die "flotilla binary not found at $flotilla"
 [[ "$write" == 0 || "$flotilla" != */debug/* ]] || die "--write needs a release build"

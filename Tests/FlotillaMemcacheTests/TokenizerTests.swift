@@ -13,34 +13,31 @@ struct TokenizerTests {
         var description: String { "tokens \(tokens), hasRest \(hasRest), restStart \(restStart)" }
     }
 
+    typealias Tokenizer = (UnsafeRawBufferPointer, Int, Int, inout [MemcacheToken]) -> (hasRest: Bool, restStart: Int)
+
     /// The tokenizer under test, on `bytes[window]` seen as a line of its own (as the request decoder hands it a
     /// line cut out of its buffer), with `tokens` holding stale entries beforehand.
     static func tokenize(_ bytes: [UInt8], window: Range<Int>? = nil, from start: Int = 0, limit: Int = 24) -> Outcome {
-        let window = window ?? 0..<bytes.count
-        var tokens = [MemcacheToken(start: 99, end: 100), MemcacheToken(start: 7, end: 8)]
-        let result = bytes.withUnsafeBytes { all in
-            MemcacheTokenizer.tokenize(
-                UnsafeRawBufferPointer(rebasing: all[window]),
-                from: start,
-                limit: limit,
-                into: &tokens
-            )
-        }
-        return Outcome(tokens: tokens.map { $0.start..<$0.end }, hasRest: result.hasRest, restStart: result.restStart)
+        run(MemcacheTokenizer.tokenize, bytes, window: window, from: start, limit: limit)
     }
 
     /// The same through the reference tokenizer.
     static func reference(_ bytes: [UInt8], window: Range<Int>? = nil, from start: Int = 0, limit: Int = 24) -> Outcome
     {
+        run(ReferenceTokenizer.tokenize, bytes, window: window, from: start, limit: limit)
+    }
+
+    private static func run(
+        _ tokenizer: Tokenizer,
+        _ bytes: [UInt8],
+        window: Range<Int>?,
+        from start: Int,
+        limit: Int
+    ) -> Outcome {
         let window = window ?? 0..<bytes.count
-        var tokens: [MemcacheToken] = []
+        var tokens = [MemcacheToken(start: 99, end: 100), MemcacheToken(start: 7, end: 8)]
         let result = bytes.withUnsafeBytes { all in
-            ReferenceTokenizer.tokenize(
-                UnsafeRawBufferPointer(rebasing: all[window]),
-                from: start,
-                limit: limit,
-                into: &tokens
-            )
+            tokenizer(UnsafeRawBufferPointer(rebasing: all[window]), start, limit, &tokens)
         }
         return Outcome(tokens: tokens.map { $0.start..<$0.end }, hasRest: result.hasRest, restStart: result.restStart)
     }
@@ -180,22 +177,5 @@ private enum ReferenceTokenizer {
             tokens.append(MemcacheToken(start: tokenStart, end: index))
         }
         return (false, line.count)
-    }
-}
-
-/// A small deterministic generator for reproducible lines.
-private struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-
-    init(seed: UInt64) {
-        self.state = seed
-    }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -124,18 +124,31 @@ public struct MemcacheReplyDecoder {
             let end = line.next + length + 2
             guard let next = try Self.line(in: buffer, at: end) else { return nil }
             guard case .end = try parse(next, in: buffer) else { return try decodeList(buffer, expected: .retrieval) }
-            let base = buffer.readerIndex
-            let value = RetrievedValue(
-                key: buffer.getSlice(at: base + key.lowerBound, length: key.count)!,
-                flags: flags,
-                cas: cas,
-                data: data,
-                raw: buffer.getSlice(at: base + line.start, length: end - line.start)!
-            )
+            let value = Self.value(in: buffer, line: line, key: key, flags: flags, cas: cas, data: data, end: end)
             return (.value(value), next.next)
         default:
             return try decodeList(buffer, expected: .retrieval)
         }
+    }
+
+    /// The hit of the `VALUE` line `line`, whose data block ends (after its `\r\n`) at `end`.
+    private static func value(
+        in buffer: ByteBuffer,
+        line: Line,
+        key: Range<Int>,
+        flags: UInt32,
+        cas: UInt64?,
+        data: ByteBuffer,
+        end: Int
+    ) -> RetrievedValue {
+        let base = buffer.readerIndex
+        return RetrievedValue(
+            key: buffer.getSlice(at: base + key.lowerBound, length: key.count)!,
+            flags: flags,
+            cas: cas,
+            data: data,
+            raw: buffer.getSlice(at: base + line.start, length: end - line.start)!
+        )
     }
 
     /// A retrieval or stats reply: items up to `END`.
@@ -155,15 +168,9 @@ public struct MemcacheReplyDecoder {
                     return nil
                 }
                 let end = line.next + length + 2
-                let base = buffer.readerIndex
-                let value = RetrievedValue(
-                    key: buffer.getSlice(at: base + key.lowerBound, length: key.count)!,
-                    flags: flags,
-                    cas: cas,
-                    data: data,
-                    raw: buffer.getSlice(at: base + line.start, length: end - line.start)!
+                progress.values.append(
+                    Self.value(in: buffer, line: line, key: key, flags: flags, cas: cas, data: data, end: end)
                 )
-                progress.values.append(value)
                 progress.parsed = end
             case (.stat(let name, let value), .stats):
                 progress.stats.append((name: name, value: value))
