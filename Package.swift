@@ -204,6 +204,7 @@ let package = Package(
         .testTarget(
             name: "FlotillaMemcacheTests",
             dependencies: [
+                "FlotillaCore",
                 "FlotillaMemcache",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOTestUtils", package: "swift-nio"),

@@ -74,7 +74,7 @@ final class ProxyCounters: Sendable {
 /// This event loop's links to every shard, and a timer that expires their late requests.
 final class LoopShards {
     let links: [ShardLink]
-    private var random = SplitMix(seed: UInt64(UInt(bitPattern: ObjectIdentifier(LoopShards.self).hashValue)))
+    private var random = SplitMix64(seed: UInt64(UInt(bitPattern: ObjectIdentifier(LoopShards.self).hashValue)))
 
     init(links: [ShardLink], loop: any EventLoop, timeout: Duration) {
         self.links = links
@@ -97,18 +97,5 @@ final class LoopShards {
         let a = replicas[first]
         let b = replicas[second]
         return links[a].outstanding <= links[b].outstanding ? a : b
-    }
-}
-
-/// A tiny generator for replica choice.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,3 +1,4 @@
+import FlotillaCore
 import Testing
 
 @testable import FlotillaMemcache

@@ -1,3 +1,4 @@
+import FlotillaCore
 import Foundation
 
 /// A seeded, deterministic generator of memcached 1.6 command batches for differential testing.
@@ -62,23 +63,6 @@ struct CommandGenerator {
     struct PoolKey {
         var text: String?
         var base64: String
-    }
-
-    /// The SplitMix64 generator: tiny, fast and identical on every platform, so a seed names one exact run.
-    struct SplitMix64: RandomNumberGenerator {
-        private var state: UInt64
-
-        init(seed: UInt64) {
-            state = seed
-        }
-
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
     }
 
     /// How a batch's bytes are cut into `send` calls.
