@@ -35,13 +35,8 @@ public enum MemcacheForwarding {
     ) {
         // The proxy's most common request: one capacity check rather than one per field.
         buffer.writeFields(maximumLength: 5 + 21 + key.readableBytes + 2) { writer in
-            switch operation {
-            case .get: writer.put("get ")
-            case .gets: writer.put("gets ")
-            case .gat: writer.put("gat ")
-            case .gats: writer.put("gats ")
-            default: preconditionFailure("\(operation.name) is not a retrieval command")
-            }
+            writer.put(retrievalCommand(operation))
+            writer.put(byte: UInt8(ascii: " "))
             if operation == .gat || operation == .gats {
                 writer.put(decimal: Int64(exptime))
                 writer.put(byte: UInt8(ascii: " "))
@@ -51,18 +46,22 @@ public enum MemcacheForwarding {
         }
     }
 
+    private static func retrievalCommand(_ operation: MemcacheOperation) -> StaticString {
+        switch operation {
+        case .get: "get"
+        case .gets: "gets"
+        case .gat: "gat"
+        case .gats: "gats"
+        default: preconditionFailure("\(operation.name) is not a retrieval command")
+        }
+    }
+
     private static func writeRetrievalCommand(
         operation: MemcacheOperation,
         exptime: Int32,
         into buffer: inout ByteBuffer
     ) {
-        switch operation {
-        case .get: buffer.writeStaticString("get")
-        case .gets: buffer.writeStaticString("gets")
-        case .gat: buffer.writeStaticString("gat")
-        case .gats: buffer.writeStaticString("gats")
-        default: preconditionFailure("\(operation.name) is not a retrieval command")
-        }
+        buffer.writeStaticString(retrievalCommand(operation))
         if operation == .gat || operation == .gats {
             buffer.writeInteger(UInt8(ascii: " "))
             buffer.writeDecimal(Int64(exptime))
