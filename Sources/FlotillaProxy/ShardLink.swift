@@ -83,7 +83,7 @@ final class ShardLink {
     /// What each request in flight expects, in the same order: the decoder reads it for every
     /// reply, and a call is too big to copy for that. (Deques, not `CircularBuffer`s: those hold
     /// optionals, which Swift copies and destroys through generic value witnesses.)
-    private var expectations = CircularBuffer<ExpectedReply>()
+    private var expectations = Deque<ExpectedReply>()
 
     init(
         shard: Int,
