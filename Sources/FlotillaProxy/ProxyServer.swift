@@ -455,6 +455,10 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         }
     }
 
+    public func shardRequestTotals() async -> [UInt64] {
+        await traffic.totals()
+    }
+
     /// The shards of `key`, primary first, as routed now (down shards skipped).
     public func route(key: String) -> [String] {
         var buffer = ByteBuffer()

@@ -87,10 +87,9 @@ public struct AdminService: Service {
                 // Samples totals once a second for the rate window.
                 await cancelWhenGracefulShutdown {
                     while !Task.isCancelled {
-                        let totals = await api.recorder.snapshot().map(\.count)
-                        api.rates.record(totals)
+                        api.rates.record(await api.recorder.totals())
                         if let shards = api.shards {
-                            api.shardRates.record(await shards.shardStates().map(\.traffic.count))
+                            api.shardRates.record(await shards.shardRequestTotals())
                         }
                         try? await Task.sleep(for: .seconds(1))
                     }

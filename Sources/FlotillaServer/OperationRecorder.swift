@@ -62,6 +62,19 @@ public final class OperationRecorder: Sendable {
         return box.value
     }
 
+    /// Requests per operation since start, summed over every event loop: the counters only, for
+    /// the once-a-second rate sampling. (A snapshot copies every histogram, which the loop must
+    /// then copy again on its next record, since the copy shares its storage.)
+    public func totals() async -> [UInt64] {
+        var totals = Array(repeating: UInt64(0), count: operations.count)
+        for loop in loops {
+            guard let box = shards[ObjectIdentifier(loop)] else { continue }
+            guard let counts = try? await loop.submit({ box.value.counts }).get() else { continue }
+            for index in totals.indices { totals[index] &+= counts[index] }
+        }
+        return totals
+    }
+
     /// Totals since start, merged over every event loop.
     public func snapshot() async -> [OperationSnapshot] {
         var merged = (0..<operations.count).map { OperationSnapshot(name: operations[$0]) }

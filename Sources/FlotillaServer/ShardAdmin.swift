@@ -5,6 +5,9 @@ public protocol ShardAdminSource: Sendable {
     func shardStates() async -> [ShardAdminState]
     /// The shards that hold `key` now, primary first.
     func route(key: String) -> [String]
+    /// Requests sent to each shard since start, in configuration order: what the admin listener
+    /// samples every second for the shards' request rates.
+    func shardRequestTotals() async -> [UInt64]
 }
 
 /// One shard as the admin listener reports it.

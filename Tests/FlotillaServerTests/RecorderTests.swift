@@ -26,6 +26,7 @@ struct RecorderTests {
         #expect(abs(snapshot[0].latencyMicroseconds(50) - 500) <= 5)
         #expect(abs(snapshot[0].latencyMicroseconds(99) - 990) <= 10)
         #expect(snapshot[0].successRatio == 0.99)
+        #expect(await recorder.totals() == [2000, 2])
         try await group.shutdownGracefully()
     }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 
 import pytest
 
@@ -92,6 +93,18 @@ def test_the_proxy_reports_its_shards_and_routes_as_declared() -> None:
             listed = json.loads(body)["shards"]
             assert [entry["address"] for entry in listed] == [shard.address for shard in shards]
             assert all(entry["state"] == "up" and entry["requests"] > 0 for entry in listed)
+
+            # The rates come from the once-a-second sampling of the request totals.
+            deadline = time.monotonic() + 10
+            while True:
+                shards_now = json.loads(proxy.get("/v1/shards")[2])["shards"]
+                shard_rates = [entry["ratePerSecond"] for entry in shards_now]
+                operations = json.loads(proxy.get("/v1/status")[2])["operations"]
+                get_rate = next(op["ratePerSecond"] for op in operations if op["name"] == "get")
+                if all(rate > 0 for rate in shard_rates) and get_rate > 0:
+                    break
+                assert time.monotonic() < deadline, f"no rates after 10 s: shards {shard_rates}, get {get_rate}"
+                time.sleep(0.2)
 
             status, headers, body = proxy.get("/v1/route?key=photo:42")
             assert status == 200
