@@ -55,6 +55,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     /// replicas: later requests of this client wait with it, so that none overtakes a copy.
     private var held = false
     private var processing = false
+    /// Replies wait in `outbound` for the end of a shard read (`LoopWrites`).
+    private var repliesHeld = false
     private var pendingRead = false
     private var draining = false
     private(set) var closing = false
@@ -171,10 +173,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         finish(slot, buffer, failed: failed)
     }
 
-    /// Writes every completed reply at the head of the queue, in order.
+    /// Writes every completed reply at the head of the queue, in order. Replies completed while
+    /// this client's requests are being started, or while a shard read is delivering replies,
+    /// gather in `outbound` and leave in one write when that is over.
     private func writeReady() {
         guard let context = channelContext else { return }
-        var wrote = false
         while !slots.isEmpty, slots[0].done {
             let reply = slots.removeFirst()
             if let bytes = reply.bytes {
@@ -183,21 +186,23 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
                 } else {
                     outbound.writeImmutableBuffer(bytes)
                 }
-                wrote = true
-            }
-        }
-        if wrote {
-            context.writeAndFlush(wrapOutboundOut(outbound), promise: nil)
-            if outbound.capacity > 256 * 1024 {
-                // Do not keep a large reply's buffer for the connection's lifetime.
-                outbound = context.channel.allocator.buffer(capacity: 4096)
-            } else {
-                // Usually written at once: the storage is ours again and is reused without copying.
-                outbound.clear()
             }
         }
         if slots.isEmpty, !recentWrites.isEmpty { recentWrites.removeAll(keepingCapacity: true) }
+        // `process()` calls this again when it is done.
+        if processing { return }
+        if outbound.readableBytes > 0 {
+            if shards.writes.holdingReplies {
+                if !repliesHeld {
+                    repliesHeld = true
+                    shards.writes.repliesHeld(self)
+                }
+            } else {
+                sendReplies(context)
+            }
+        }
         if slots.isEmpty, closeAfterReplies || (draining && decoder.isIdle && inbound == nil) {
+            sendReplies(context)
             closing = true
             context.close(promise: nil)
             return
@@ -209,6 +214,25 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
                 pendingRead = false
                 context.read()
             }
+        }
+    }
+
+    /// Writes the replies held during a shard read (`LoopWrites` calls it when the read is over).
+    func flushReplies() {
+        repliesHeld = false
+        guard let context = channelContext, !closing else { return }
+        sendReplies(context)
+    }
+
+    private func sendReplies(_ context: ChannelHandlerContext) {
+        guard outbound.readableBytes > 0 else { return }
+        context.writeAndFlush(wrapOutboundOut(outbound), promise: nil)
+        if outbound.capacity > 256 * 1024 {
+            // Do not keep a large reply's buffer for the connection's lifetime.
+            outbound = context.channel.allocator.buffer(capacity: 4096)
+        } else {
+            // Usually written at once: the storage is ours again and is reused without copying.
+            outbound.clear()
         }
     }
 

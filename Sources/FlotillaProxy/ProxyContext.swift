@@ -74,10 +74,13 @@ final class ProxyCounters: Sendable {
 /// This event loop's links to every shard, and a timer that expires their late requests.
 final class LoopShards {
     let links: [ShardLink]
+    /// The loop's write batching, shared by its shard links and its clients.
+    let writes: LoopWrites
     private var random = SplitMix64(seed: UInt64(UInt(bitPattern: ObjectIdentifier(LoopShards.self).hashValue)))
 
-    init(links: [ShardLink], loop: any EventLoop, timeout: Duration) {
+    init(links: [ShardLink], writes: LoopWrites, loop: any EventLoop, timeout: Duration) {
         self.links = links
+        self.writes = writes
         let milliseconds = timeout.nanoseconds / 1_000_000
         let every = TimeAmount.milliseconds(max(5, min(100, milliseconds / 5)))
         let bound = NIOLoopBound(links, eventLoop: loop)

@@ -52,6 +52,7 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         var loopShards: [ObjectIdentifier: NIOLoopBound<LoopShards>] = [:]
         for loop in group.makeIterator() {
             loopShards[ObjectIdentifier(loop)] = try loop.submit {
+                let writes = LoopWrites(loop: loop)
                 let links = addresses.indices.map { index in
                     ShardLink(
                         shard: index,
@@ -59,11 +60,12 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
                         address: addresses[index],
                         health: health,
                         configuration: configuration,
-                        traffic: traffic.shard(on: loop)
+                        traffic: traffic.shard(on: loop),
+                        writes: writes
                     )
                 }
                 return NIOLoopBound(
-                    LoopShards(links: links, loop: loop, timeout: configuration.shardTimeout),
+                    LoopShards(links: links, writes: writes, loop: loop, timeout: configuration.shardTimeout),
                     eventLoop: loop
                 )
             }.wait()

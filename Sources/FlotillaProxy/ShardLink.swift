@@ -72,10 +72,13 @@ final class ShardLink {
     private let maxOutstanding: Int
     /// Requests to this shard from this loop: count, failures, latency (for `/v1/shards`).
     private let traffic: OperationRecorder.Shard
+    /// The loop's write batching: flushes this link's requests once per tick.
+    let writes: LoopWrites
 
     private var connection: ShardChannelHandler?
     private var connecting = false
-    private var flushScheduled = false
+    /// Requests are written and wait for `writes` to flush them.
+    var flushPending = false
     /// Requests waiting for the connection to open.
     private var waiting = Deque<ShardCall>()
     /// Requests written and not yet answered.
@@ -91,10 +94,12 @@ final class ShardLink {
         address: SocketAddress,
         health: ShardHealth,
         configuration: ProxyConfiguration,
-        traffic: OperationRecorder.Shard
+        traffic: OperationRecorder.Shard,
+        writes: LoopWrites
     ) {
         self.shard = shard
         self.traffic = traffic
+        self.writes = writes
         self.loop = loop
         self.address = address
         self.health = health
@@ -139,7 +144,7 @@ final class ShardLink {
             connection.send(write)
             inFlight.append(call)
             expectations.append(expected)
-            scheduleFlush()
+            writes.requestWritten(self)
         } else {
             var bytes = ByteBuffer()
             write(&bytes)
@@ -149,14 +154,9 @@ final class ShardLink {
         }
     }
 
-    /// Requests written during one event-loop tick leave in one write, after the tick's I/O.
-    private func scheduleFlush() {
-        guard !flushScheduled else { return }
-        flushScheduled = true
-        loop.assumeIsolated().execute {
-            self.flushScheduled = false
-            self.connection?.flushIfNeeded()
-        }
+    /// Sends the requests written since the last flush (`writes` calls it once per tick).
+    func flush() {
+        connection?.flushIfNeeded()
     }
 
     private func connect() {
@@ -286,6 +286,9 @@ final class ShardChannelHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closed else { return }
+        // The clients' replies completed by this read leave in one write each, after it.
+        link.writes.beginShardRead()
+        defer { link.writes.endShardRead() }
         var bytes = unwrapInboundIn(data)
         if inbound == nil {
             inbound = bytes

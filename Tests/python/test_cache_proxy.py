@@ -527,6 +527,45 @@ def test_bad_input_gets_memcached_answers_and_the_connection_goes_on(shards):
         assert raw.ask(b"version\r\n").startswith(b"VERSION ")
 
 
+def read_to_end(address: tuple[str, int], request: bytes, timeout: float = 10.0) -> bytes:
+    """Sends `request` in one write and returns every byte the server sends until it closes."""
+    with Raw(address, timeout=timeout) as raw:
+        raw.send(request)
+        received = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            chunk = raw.sock.recv(65536)
+            if not chunk:
+                return received
+            received += chunk
+        raise AssertionError(f"still open after {timeout} s; got {len(received)} bytes")
+
+
+def test_pipelined_burst_is_answered_in_order_before_quit_closes(shards):
+    # One write holding hundreds of requests: the proxy spreads them over 4 shards, gathers each
+    # shard read's replies per client and writes them in order; `quit` closes only after them.
+    rng = random.Random(7)
+    parts = []
+    for index in range(300):
+        key = f"burst:{index}"
+        value = b"v" * rng.randrange(1, 3000)
+        parts.append(b"set %s 0 0 %d\r\n%s\r\n" % (key.encode(), len(value), value))
+    for _ in range(600):
+        parts.append(b"get burst:%d\r\n" % rng.randrange(0, 320))
+        if rng.random() < 0.05:
+            parts.append(b"bogus\r\n")
+        if rng.random() < 0.05:
+            keys = b" ".join(b"burst:%d" % rng.randrange(0, 320) for _ in range(5))
+            parts.append(b"get " + keys + b"\r\n")
+    parts.append(b"quit\r\n")
+    request = b"".join(parts)
+    with Memcached() as lone:
+        expected = read_to_end(("127.0.0.1", lone.port), request)
+    assert expected.count(b"STORED\r\n") == 300
+    with CacheProxy(shards) as proxy:
+        assert read_to_end(proxy.data, request) == expected
+
+
 def test_unreachable_shard_at_start_is_marked_down_and_bypassed(shards):
     dead = f"127.0.0.1:{free_port()}"  # nothing listens there
     spec = ",".join([shards[0].address, shards[1].address, dead, shards[2].address])
