@@ -7,7 +7,8 @@
 # ketama placement, no replication) and with --replicas 2 --consistency quorum (what nutcracker does
 # not do: every write goes to both servers). Each pair is measured with
 # `flotilla bench --compare NUTCRACKER PROXY` (alternating rounds, 90 % get / 10 % set, 100-byte
-# values, prefilled keys) at 32 and at 4 connections; medians and ratios proxy/nutcracker.
+# values, prefilled keys) at 32 and at 4 connections, and, like for like, with a pipelining client
+# (4 connections, 8 requests in flight on each); medians and ratios proxy/nutcracker.
 # With --write the section between <!-- bench-proxy:begin --> and <!-- bench-proxy:end --> of
 # docs/benchmarks.md is replaced.
 #
@@ -96,16 +97,17 @@ pids+=($!)
 sleep 1
 
 results=()
-for replicas in 1 2; do
+# replicas:connections:pipeline; the last row is a pipelining client (8 requests in flight on
+# each connection), whose replies the proxies batch.
+for row in 1:32:1 1:4:1 2:32:1 2:4:1 1:4:8; do
+    IFS=: read -r replicas conns pipeline <<<"$row"
     port_var="p${replicas}"
-    for conns in 32 4; do
-        out="$work/compare-r${replicas}-c${conns}.json"
-        say "nutcracker vs cache-proxy --replicas ${replicas}, ${conns} connections, ${rounds} rounds of ${duration}"
-        "$flotilla" bench --compare "memcache://127.0.0.1:${nc}" "memcache://127.0.0.1:${!port_var}" \
-            --rounds "$rounds" --duration "$duration" --warmup 1s --connections "$conns" --threads 1 \
-            --keys 10000 --json --quiet >"$out" || die "flotilla bench failed (see $out)"
-        results+=("${replicas}:${conns}:${out}")
-    done
+    out="$work/compare-r${replicas}-c${conns}-p${pipeline}.json"
+    say "nutcracker vs cache-proxy --replicas ${replicas}, ${conns} connections, pipeline ${pipeline}, ${rounds} rounds of ${duration}"
+    "$flotilla" bench --compare "memcache://127.0.0.1:${nc}" "memcache://127.0.0.1:${!port_var}" \
+        --rounds "$rounds" --duration "$duration" --warmup 1s --connections "$conns" --pipeline "$pipeline" \
+        --threads 1 --keys 10000 --json --quiet >"$out" || die "flotilla bench failed (see $out)"
+    results+=("${replicas}:${conns}:${pipeline}:${out}")
 done
 
 export BP_RESULTS="${results[*]}" BP_ROUNDS="$rounds" BP_DURATION="$duration"
@@ -115,13 +117,14 @@ table="$(python3 - <<'PY'
 import json, os
 rows = []
 for item in os.environ["BP_RESULTS"].split():
-    replicas, conns, path = item.split(":", 2)
+    replicas, conns, pipeline, path = item.split(":", 3)
     data = json.load(open(path))
     a, b, r = data["a"]["median"], data["b"]["median"], data["ratio"]
-    rows.append(f"| {replicas} | {conns} | {a['throughput']:,.0f} | {b['throughput']:,.0f} | **{r['throughput']:.2f}** "
-                f"| {a['p99']:,.0f} | {b['p99']:,.0f} | {r['p99']:.2f} |")
-print("| proxy --replicas | connections | nutcracker req/s | proxy req/s | proxy / nutcracker | nutcracker p99 (µs) | proxy p99 (µs) | p99 ratio |")
-print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    rows.append(f"| {replicas} | {conns} | {pipeline} | {a['throughput']:,.0f} | {b['throughput']:,.0f} "
+                f"| **{r['throughput']:.2f}** | {a['p99']:,.0f} | {b['p99']:,.0f} | {r['p99']:.2f} |")
+print("| proxy --replicas | connections | pipeline | nutcracker req/s | proxy req/s | proxy / nutcracker "
+      "| nutcracker p99 (µs) | proxy p99 (µs) | p99 ratio |")
+print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 print("\n".join(rows))
 PY
 )"
@@ -143,8 +146,9 @@ body = "\n".join([
     "",
     f"- Reproduce: `scripts/bench-proxy.sh --rounds {e['BP_ROUNDS']} --duration {e['BP_DURATION']} --write`",
     "- Each row: `flotilla bench --compare memcache://NUTCRACKER memcache://PROXY --rounds "
-    f"{e['BP_ROUNDS']} --duration {e['BP_DURATION']} --warmup 1s --connections N --threads 1 --keys 10000` "
-    "(90 % get / 10 % set, 100-byte values, keys prefilled); medians over the rounds.",
+    f"{e['BP_ROUNDS']} --duration {e['BP_DURATION']} --warmup 1s --connections N --pipeline P --threads 1 "
+    "--keys 10000` (90 % get / 10 % set, 100-byte values, keys prefilled); medians over the rounds. "
+    "`--pipeline 8` keeps 8 requests in flight on each connection.",
     "- Both proxies front the same two `memcached -t 1`; the proxy runs `--threads 1` like nutcracker's single "
     "thread, with `--replicas 1 --distribution ketama` (same placement as nutcracker) and with "
     "`--replicas 2 --consistency quorum` (each write on both servers, which nutcracker cannot do).",
