@@ -13,7 +13,7 @@ final class LoopWrites {
     private var pendingLinks: [ShardLink] = []
     private var flushingLinks: [ShardLink] = []
     private var linkFlushScheduled = false
-    private var flushLinksTask: (() -> Void)?
+    private var flushLinksTask: () -> Void = {}
     /// Clients with replies held back until the shard read that completed them is over.
     private var pendingClients: [ProxyConnectionHandler] = []
     private var flushingClients: [ProxyConnectionHandler] = []
@@ -30,7 +30,7 @@ final class LoopWrites {
             link.flushPending = true
             pendingLinks.append(link)
         }
-        guard !linkFlushScheduled, let flushLinksTask else { return }
+        guard !linkFlushScheduled else { return }
         linkFlushScheduled = true
         loop.assumeIsolated().execute(flushLinksTask)
     }
