@@ -1,7 +1,8 @@
-/// Exponential backoff with jitter, for retrying a coordinator that does not answer.
+/// Exponential backoff with jitter, for retrying something that does not answer: a coordinator,
+/// a down upstream's health probe.
 ///
 /// Each failure doubles the delay from `initial` up to `maximum`; the delay returned adds a
-/// random jitter of up to a quarter of it, so that candidates that failed together do not retry
+/// random jitter of up to a quarter of it, so that callers that failed together do not retry
 /// together. A success resets it. The randomness is passed in (a value in 0..<1).
 public struct RetryBackoff: Sendable, Hashable {
     public var initial: Duration
