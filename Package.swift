@@ -43,7 +43,9 @@ let package = Package(
         .target(
             name: "FlotillaMemcache",
             dependencies: [
-                .product(name: "NIOCore", package: "swift-nio")
+                // FlotillaCore for `RoleOperation` only: the operations are the roles' statistics dimension.
+                "FlotillaCore",
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             // On the proxy's hot path (every request and reply is decoded here): release builds drop
             // the run-time exclusivity checks, as FlotillaBench does; compile-time checks remain.
@@ -74,6 +76,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
@@ -97,6 +100,15 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The cache proxy's own admin endpoints (/v1/shards, /v1/route): generated from its openapi.yaml.
+        .target(
+            name: "FlotillaProxyAPI",
+            dependencies: [
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
+            ],
+            swiftSettings: swiftSettings + [.unsafeFlags(["-suppress-warnings"])],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+        ),
         // The `flotilla cache-proxy` role: sharding, replication, failover in front of cache servers.
         .target(
             name: "FlotillaProxy",
@@ -104,6 +116,10 @@ let package = Package(
                 "FlotillaCore",
                 "FlotillaMemcache",
                 "FlotillaServer",
+                "FlotillaProxyAPI",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -234,6 +250,11 @@ let package = Package(
                 .product(name: "NIOExtras", package: "swift-nio-extras"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "FlotillaProxyTests",
+            dependencies: ["FlotillaProxy", "FlotillaCore", "FlotillaServer"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -31,55 +31,20 @@ struct CacheCommand: AsyncParsableCommand {
     var maxConnections = 1024
 
     func validate() throws {
-        guard memory.bytes >= 1 << 20 else {
-            throw ValidationError("--memory must be at least 1MiB, got \(memory)")
-        }
-        guard maxItemSize.bytes >= 1024, maxItemSize.bytes <= memory.bytes else {
-            throw ValidationError("--max-item-size must be between 1KiB and --memory (\(memory)), got \(maxItemSize)")
-        }
-        guard maxConnections >= 1 else {
-            throw ValidationError("--max-connections must be at least 1")
-        }
+        _ = try RoleLauncher.usable(roleConfiguration)
     }
 
-    func run() async throws {
+    /// The flags as the cache's settings.
+    var roleConfiguration: CacheServer.Configuration {
         var configuration = CacheServer.Configuration()
-        configuration.listen = listener.listen ?? HostPort(host: "127.0.0.1", port: 11211)
+        configuration.listen = listener.listen ?? configuration.listen
         configuration.memoryLimit = memory.bytes
         configuration.maxItemSize = maxItemSize.bytes
         configuration.maxConnections = maxConnections
-        configuration.drainTimeout = common.drainTimeout
+        return configuration
+    }
 
-        let environment = RoleRunner.makeEnvironment(common, operations: CacheServer.operations)
-        let cache = CacheServer(
-            configuration: configuration,
-            group: environment.group,
-            threads: common.threadCount,
-            readiness: environment.readiness,
-            recorder: environment.recorder,
-            metricsFactory: environment.metricsFactory,
-            logger: environment.logger
-        )
-        let info = RoleInfo(
-            role: "cache",
-            version: FlotillaVersion.current,
-            settings: [
-                "listen": configuration.listen.description,
-                "admin": common.admin.description,
-                "threads": "\(common.threadCount)",
-                "memory": memory.description,
-                "max-item-size": maxItemSize.description,
-                "max-connections": "\(maxConnections)",
-                "drain-timeout": DurationText.format(common.drainTimeout),
-                "slo": common.slo?.description ?? "",
-            ]
-        )
-        try await RoleRunner.run(
-            role: cache,
-            info: info,
-            options: common,
-            environment: environment,
-            refreshMetrics: { cache.refreshMetrics() }
-        )
+    func run() async throws {
+        try await RoleLauncher.run(CacheServer.self, configuration: roleConfiguration, common: common)
     }
 }

@@ -36,7 +36,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
     var consistency: ProxyConfiguration.Consistency = .quorum
 
     @Option(help: "Key placement: ring (consistent hashing, virtual nodes) or ketama (as twemproxy, fnv1a_64).")
-    var distribution: DistributionOption = .ring
+    var distribution: ProxyConfiguration.Placement = .ring
 
     @Flag(help: "Write a value found on a fallback replica back to the replicas that missed it.")
     var readRepair = false
@@ -50,15 +50,12 @@ struct CacheProxyCommand: AsyncParsableCommand {
     @Option(help: "Most client connections open at once.")
     var maxConnections = 1024
 
-    enum DistributionOption: String, ExpressibleByArgument, CaseIterable {
-        case ring, ketama
-    }
-
     func validate() throws {
-        _ = try makeConfiguration()
+        _ = try roleConfiguration()
     }
 
-    func makeConfiguration() throws -> ProxyConfiguration {
+    /// The flags as the proxy's settings.
+    func roleConfiguration() throws -> ProxyConfiguration {
         let specs: [ShardSpec]
         do {
             specs = try ShardSpec.parseList(shards)
@@ -66,72 +63,21 @@ struct CacheProxyCommand: AsyncParsableCommand {
             throw ValidationError("--shards: \(error)")
         }
         var configuration = ProxyConfiguration(shards: specs)
-        guard (1...min(specs.count, 8)).contains(replicas) else {
-            throw ValidationError(
-                "--replicas must be from 1 to the number of shards (\(specs.count), at most 8), got \(replicas)"
-            )
-        }
-        guard (1...100).contains(failureLimit) else {
-            throw ValidationError("--failure-limit must be from 1 to 100, got \(failureLimit)")
-        }
-        guard shardTimeout > .zero, shardTimeout <= .seconds(60) else {
-            throw ValidationError("--shard-timeout must be more than 0 and at most 60s")
-        }
-        guard maxConnections >= 1 else { throw ValidationError("--max-connections must be at least 1") }
-        configuration.listen = listener.listen ?? HostPort(host: "127.0.0.1", port: 22122)
+        configuration.listen = listener.listen ?? configuration.listen
         configuration.replicas = replicas
         configuration.consistency = consistency
-        configuration.distribution = distribution == .ring ? .ring : .ketama(hash: .fnv1a64)
+        configuration.placement = distribution
         configuration.readRepair = readRepair
         configuration.shardTimeout = shardTimeout
         configuration.failureLimit = failureLimit
         configuration.maxConnections = maxConnections
-        configuration.drainTimeout = common.drainTimeout
-        do {
-            _ = try ShardRouter(shards: specs, distribution: configuration.distribution, replicas: replicas)
-        } catch {
-            throw ValidationError("\(error)")
-        }
-        return configuration
+        return try RoleLauncher.usable(configuration)
     }
 
     func run() async throws {
-        let configuration = try makeConfiguration()
-        let environment = RoleRunner.makeEnvironment(common, operations: ProxyServer.operations)
-        let proxy = try ProxyServer(
-            configuration: configuration,
-            group: environment.group,
-            readiness: environment.readiness,
-            recorder: environment.recorder,
-            version: "1.6.18-flotilla-proxy-\(FlotillaVersion.current)",
-            logger: environment.logger
-        )
-        let info = RoleInfo(
-            role: "cache-proxy",
-            version: FlotillaVersion.current,
-            settings: [
-                "listen": configuration.listen.description,
-                "admin": common.admin.description,
-                "threads": "\(common.threadCount)",
-                "shards": configuration.shards.map(\.description).joined(separator: ","),
-                "replicas": "\(replicas)",
-                "consistency": consistency.rawValue,
-                "distribution": distribution.rawValue,
-                "read-repair": "\(readRepair)",
-                "shard-timeout": DurationText.format(shardTimeout),
-                "failure-limit": "\(failureLimit)",
-                "slo": common.slo?.description ?? "",
-            ]
-        )
-        try await RoleRunner.run(
-            role: proxy,
-            info: info,
-            options: common,
-            environment: environment,
-            shards: proxy,
-            refreshMetrics: {}
-        )
+        try await RoleLauncher.run(ProxyServer.self, configuration: try roleConfiguration(), common: common)
     }
 }
 
 extension ProxyConfiguration.Consistency: ExpressibleByArgument {}
+extension ProxyConfiguration.Placement: ExpressibleByArgument {}

@@ -73,7 +73,7 @@ struct CacheProxyVerifyCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let configuration = try proxy.makeConfiguration()
+        let configuration = try proxy.roleConfiguration()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let report: ReplicaVerifier.Report
         do {

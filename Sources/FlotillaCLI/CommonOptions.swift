@@ -1,5 +1,6 @@
 import ArgumentParser
 import FlotillaCore
+import FlotillaServer
 import Logging
 import NIOCore
 import NIOPosix
@@ -25,7 +26,7 @@ struct CommonOptions: ParsableArguments {
     var logLevel: Logger.Level = .info
 
     @Option(help: "Log format: text or json (one JSON object per line on standard error).")
-    var logFormat: LogFormat = .text
+    var logFormat: CommonSettings.LogFormat = .text
 
     @Option(help: "Service-level objective, e.g. 'p99<1ms,success>=99.9%'.", transform: parseSLO)
     var slo: SLOSpec?
@@ -33,18 +34,35 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Longest wait for open connections to finish on shutdown (default: 10s).", transform: parseDuration)
     var drainTimeout: Duration = .seconds(10)
 
-    enum LogFormat: String, ExpressibleByArgument, CaseIterable {
-        case text, json
-    }
+    @Option(
+        help: ArgumentHelp(
+            "Write the bound listeners as JSON to this file once they are all bound (for supervisors and tests).",
+            valueName: "path"
+        )
+    )
+    var readyFile: String?
 
     func validate() throws {
-        if let threads, threads < 1 || threads > 256 {
-            throw ValidationError("--threads must be between 1 and 256, got \(threads)")
-        }
+        _ = try settings()
+    }
+
+    /// The flags as the settings every role shares.
+    func settings() throws -> CommonSettings {
+        var settings = CommonSettings()
+        settings.admin = admin
+        settings.threads = threads
+        settings.logLevel = logLevel
+        settings.logFormat = logFormat
+        settings.slo = slo
+        settings.drainTimeout = drainTimeout
+        settings.readyFile = readyFile
+        return try RoleLauncher.usable(settings)
     }
 
     var threadCount: Int { threads ?? System.coreCount }
 }
+
+extension CommonSettings.LogFormat: ExpressibleByArgument {}
 
 func parseHostPort(_ text: String) throws -> HostPort {
     guard let address = HostPort(parsing: text) else {

@@ -69,138 +69,30 @@ struct ElectCommand: AsyncParsableCommand {
     var command: [String] = []
 
     func validate() throws {
-        _ = try settings()
+        _ = try roleConfiguration()
     }
 
-    /// The validated settings.
-    struct Settings {
-        var coordinator: CoordinatorURL
-        var candidate: String
-        var grace: Duration
-        /// How long before the lease can expire the command is told to stop.
-        var margin: Duration
-    }
-
-    func settings() throws -> Settings {
-        guard !name.isEmpty, name.utf8.count <= 128, !name.contains(where: \.isNewline) else {
-            throw ValidationError("--name must be 1 to 128 bytes on one line, got '\(name)'")
-        }
+    /// The flags as elect's settings.
+    func roleConfiguration() throws -> ElectionRole.Configuration {
         let url: CoordinatorURL
         do {
             url = try CoordinatorURL(parsing: coordinator)
         } catch {
             throw ValidationError("--coordinator: \(error)")
         }
-        let candidate = id ?? "\(ProcessInfo.processInfo.hostName)-\(getpid())"
-        guard !candidate.isEmpty, candidate.utf8.count <= FileCoordinator.maximumIDLength,
-            !candidate.contains(where: \.isNewline)
-        else {
-            throw ValidationError("--id must be 1 to \(FileCoordinator.maximumIDLength) bytes on one line")
-        }
-        guard ttl >= .seconds(1), ttl <= .seconds(3600) else {
-            throw ValidationError("--ttl must be from 1s to 1h, got \(DurationText.format(ttl))")
-        }
-        let grace = self.grace ?? min(.seconds(1), ttl / 5)
-        let margin = grace + max(ttl / 10, .milliseconds(100))
-        guard grace >= .zero, margin <= ttl / 2 else {
-            throw ValidationError(
-                "--grace must leave time to renew the lease: at most \(DurationText.format(ttl / 2 - max(ttl / 10, .milliseconds(100)))) with --ttl \(DurationText.format(ttl))"
-            )
-        }
-        guard !command.isEmpty || http != nil else {
-            throw ValidationError(
-                "give a command to run while leading (after --), or --http HOST:PORT for sidecar mode"
-            )
-        }
-        return Settings(coordinator: url, candidate: candidate, grace: grace, margin: margin)
+        var configuration = ElectionRole.Configuration(name: name, coordinator: url)
+        configuration.id = id
+        configuration.ttl = ttl
+        configuration.grace = grace
+        configuration.http = http
+        configuration.command = command
+        return try RoleLauncher.usable(configuration)
     }
 
     func run() async throws {
-        let settings = try settings()
-        let options = common
-        let environment = RoleRunner.makeEnvironment(options, operations: [])
-        let logger = environment.logger
-        // The etcd client runs on the process-wide singleton loops, which outlive the role's group:
-        // it is shut down after the role, whatever way the role ended.
-        let coordinator = makeCoordinator(
-            settings.coordinator,
-            group: MultiThreadedEventLoopGroup.singleton,
-            logger: logger
-        )
-
-        var electorConfiguration = Elector.Configuration(candidate: settings.candidate)
-        electorConfiguration.margin = settings.margin
-        electorConfiguration.observeInterval = min(ttl / 3, .seconds(1))
-        var work: LeaderCommand?
-        if let executable = command.first {
-            var configuration = LeaderCommand.Configuration(
-                executable: executable,
-                arguments: Array(command.dropFirst()),
-                election: name
-            )
-            configuration.grace = settings.grace
-            work = LeaderCommand(configuration: configuration, coordinator: coordinator, logger: logger)
-        }
-        var electionLogger = logger
-        electionLogger[metadataKey: "election.name"] = "\(name)"
-        let elector = Elector(
-            configuration: electorConfiguration,
-            coordinator: coordinator,
-            work: work,
-            logger: electionLogger
-        )
-        let role = ElectionRole(
-            configuration: .init(election: name, http: http),
-            elector: elector,
-            readiness: environment.readiness,
-            metricsFactory: environment.metricsFactory,
-            group: environment.group,
-            logger: electionLogger
-        )
-        let info = RoleInfo(
-            role: "elect",
-            version: FlotillaVersion.current,
-            settings: [
-                "name": name,
-                "coordinator": settings.coordinator.description,
-                "id": settings.candidate,
-                "ttl": DurationText.format(ttl),
-                "grace": DurationText.format(settings.grace),
-                "http": http?.description ?? "",
-                "admin": common.admin.description,
-                "command": command.joined(separator: " "),
-            ]
-        )
-        electionLogger.info(
-            "campaigning",
-            metadata: ["coordinator": "\(coordinator.description)", "election.candidate": "\(settings.candidate)"]
-        )
-        do {
-            try await RoleRunner.run(role: role, info: info, options: options, environment: environment) {}
-        } catch {
-            await coordinator.shutdown()
-            throw error
-        }
-        await coordinator.shutdown()
-        if let ended = work?.finishedBy {
+        let role = try await RoleLauncher.run(ElectionRole.self, configuration: try roleConfiguration(), common: common)
+        if let ended = role.commandEnding {
             throw ExitCode(ended.shellStatus)
-        }
-    }
-
-    private func makeCoordinator(
-        _ url: CoordinatorURL,
-        group: any EventLoopGroup,
-        logger: Logger
-    ) -> any ElectionCoordinator {
-        switch url {
-        case .file(let path):
-            var configuration = FileCoordinator.Configuration(path: path)
-            configuration.ttl = ttl
-            return FileCoordinator(configuration: configuration)
-        case .etcd(let endpoints):
-            var configuration = EtcdCoordinator.Configuration(endpoints: endpoints, election: name)
-            configuration.ttl = ttl
-            return EtcdCoordinator(configuration: configuration, eventLoopGroup: group, logger: logger)
         }
     }
 }

@@ -1,18 +1,43 @@
+import ArgumentParser
 import FlotillaCore
 import FlotillaServer
 import Logging
 import Metrics
-import NIOCore
-import NIOPosix
 import Prometheus
-import ServiceLifecycle
-import UnixSignals
 
-/// Bootstraps logging and metrics and runs a role's services until a signal drains them.
-enum RoleRunner {
-    static func bootstrapLogging(_ options: CommonOptions) -> Logger {
-        let level = options.logLevel
-        switch options.logFormat {
+/// What the CLI adds to `RoleRunner`: the process-wide logging and metrics bootstrap, and usage
+/// errors (exit 2) for settings that cannot be used.
+enum RoleLauncher {
+    /// Validates the settings, bootstraps logging and metrics, and runs role `R` until it drains.
+    @discardableResult
+    static func run<R: Role>(_ role: R.Type, configuration: R.Configuration, common: CommonOptions) async throws -> R {
+        let settings = try common.settings()
+        let configuration = try usable(configuration)
+        let logger = bootstrapLogging(settings)
+        let factory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
+        MetricsSystem.bootstrap(factory)
+        return try await RoleRunner.run(
+            R.self,
+            configuration: configuration,
+            common: settings,
+            metricsFactory: factory,
+            logger: logger
+        )
+    }
+
+    /// `configuration` when it validates; otherwise a usage error naming the flag.
+    static func usable<C: RoleConfiguration>(_ configuration: C) throws -> C {
+        do {
+            try configuration.validate()
+        } catch {
+            throw ValidationError(error.usageMessage)
+        }
+        return configuration
+    }
+
+    static func bootstrapLogging(_ settings: CommonSettings) -> Logger {
+        let level = settings.logLevel
+        switch settings.logFormat {
         case .json:
             LoggingSystem.bootstrap { label in
                 var handler = JSONLogHandler(label: label)
@@ -28,71 +53,12 @@ enum RoleRunner {
         }
         return Logger(label: "flotilla")
     }
+}
 
-    /// Everything a role needs from the process: event loops, readiness, recorder, metrics.
-    struct Environment {
-        let group: MultiThreadedEventLoopGroup
-        let readiness = Readiness()
-        let recorder: OperationRecorder
-        /// Backed by the registry that `/metrics` renders.
-        let metricsFactory: PrometheusMetricsFactory
-        let logger: Logger
-    }
-
-    static func makeEnvironment(_ options: CommonOptions, operations: [String]) -> Environment {
-        let logger = bootstrapLogging(options)
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: options.threadCount)
-        let registry = PrometheusCollectorRegistry()
-        let factory = PrometheusMetricsFactory(registry: registry)
-        MetricsSystem.bootstrap(factory)
-        return Environment(
-            group: group,
-            recorder: OperationRecorder(operations: operations, group: group),
-            metricsFactory: factory,
-            logger: logger
-        )
-    }
-
-    /// Runs the admin listener and the role until SIGTERM or SIGINT, then drains and exits.
-    static func run(
-        role: any Service,
-        info: RoleInfo,
-        options: CommonOptions,
-        environment: Environment,
-        shards: (any ShardAdminSource)? = nil,
-        refreshMetrics: @escaping @Sendable () async -> Void
-    ) async throws {
-        let admin = AdminService(
-            configuration: .init(listen: options.admin, slo: options.slo),
-            role: info,
-            readiness: environment.readiness,
-            recorder: environment.recorder,
-            registry: environment.metricsFactory.registry,
-            metricsFactory: environment.metricsFactory,
-            group: environment.group,
-            logger: environment.logger,
-            shards: shards,
-            refreshMetrics: refreshMetrics
-        )
-        // Services stop in reverse order: the role drains first while the admin listener keeps
-        // answering 503 on /readyz.
-        let services = ServiceGroup(
-            configuration: .init(
-                // A role that ends by itself (elect, when its command exits) drains the rest.
-                services: [
-                    .init(service: admin), .init(service: role, successTerminationBehavior: .gracefullyShutdownGroup),
-                ],
-                gracefulShutdownSignals: [.sigterm, .sigint],
-                logger: environment.logger
-            )
-        )
-        do {
-            try await services.run()
-        } catch {
-            try? await environment.group.shutdownGracefully()
-            throw error
-        }
-        try await environment.group.shutdownGracefully()
-        environment.logger.info("stopped")
+extension SettingsError {
+    /// The error as the command line shows it: `--FIELD: MESSAGE`. A role's positional
+    /// arguments (elect's command) are not a flag, and the message says what to give.
+    var usageMessage: String {
+        field == "command" ? message : "--\(field): \(message)"
     }
 }

@@ -8,9 +8,9 @@ import ServiceLifecycle
 
 /// `flotilla cache-proxy`: a memcached-protocol proxy that shards keys over cache servers and
 /// replicates each on N of them, as a `Service`.
-public final class ProxyServer: Service, ShardAdminSource, Sendable {
-    /// The operations the proxy records, in `MemcacheOperation` order.
-    public static let operations = MemcacheOperation.allCases.map(\.name)
+public final class ProxyServer: Role, Sendable {
+    public typealias Operation = MemcacheOperation
+    public static let name = "cache-proxy"
 
     private let server: TCPServer
     private let context: ProxyContext
@@ -20,15 +20,15 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
     /// Requests to each shard, by shard index.
     private let traffic: OperationRecorder
     private let loopShards: [NIOLoopBound<LoopShards>]
+    /// Shard request rates for `/v1/shards`, sampled once a second while the proxy runs.
+    let shardRates = RateWindow()
 
-    public init(
-        configuration: ProxyConfiguration,
-        group: any EventLoopGroup,
-        readiness: Readiness,
-        recorder: OperationRecorder,
-        version: String,
-        logger: Logger
-    ) throws {
+    public init(configuration: ProxyConfiguration, environment: RoleEnvironment) throws {
+        let group = environment.group
+        let readiness = environment.readiness
+        let recorder = environment.recorder
+        let logger = environment.logger
+        let version = "1.6.18-flotilla-proxy-\(FlotillaVersion.current)"
         let router = try ShardRouter(
             shards: configuration.shards,
             distribution: configuration.distribution,
@@ -75,7 +75,7 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         var serverConfiguration = TCPServer.Configuration(listen: configuration.listen)
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
-        serverConfiguration.drainTimeout = configuration.drainTimeout
+        serverConfiguration.drainTimeout = environment.drainTimeout
         self.context = context
         self.traffic = traffic
         self.loopShards = Array(loopShards.values)
@@ -107,29 +107,40 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         try await withThrowingDiscardingTaskGroup { tasks in
             tasks.addTask { try await self.server.run() }
             tasks.addTask { await self.superviseShards() }
-            // The supervisor ends with the listener: graceful shutdown cancels it.
+            tasks.addTask { await self.sampleShardRates() }
+            // The supervisor and the sampler end with the listener: graceful shutdown cancels them.
+        }
+    }
+
+    /// Samples the shards' request totals once a second, for their rates on `/v1/shards`.
+    private func sampleShardRates() async {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                self.shardRates.record(await self.traffic.totals())
+                try? await Task.sleep(for: .seconds(1))
+            }
         }
     }
 
     /// Brings back shards marked down, and repairs the keys a shard that is up missed.
     ///
-    /// A down shard is probed with backoff (100 ms doubling to 2 s, jittered). When it answers,
+    /// A down shard is probed with backoff (`RetryBackoff`: 100 ms doubling to 2 s, jittered). When it answers,
     /// every key it missed is repaired before it serves again (and once more after, for writes
     /// that raced the switch); if some hints were lost to a full queue it is flushed instead, so
     /// that it cannot serve stale data.
     private func superviseShards() async {
-        var nextProbe: [Int: (at: ContinuousClock.Instant, backoff: Duration)] = [:]
+        var nextProbe: [Int: (at: ContinuousClock.Instant, backoff: RetryBackoff)] = [:]
         while !Task.isCancelled, !Task.isShuttingDownGracefully {
             let now = ContinuousClock.now
             for shard in context.health.downShards() {
-                let entry = nextProbe[shard] ?? (now, .milliseconds(100))
+                let entry = nextProbe[shard] ?? (now, RetryBackoff(initial: .milliseconds(100), maximum: .seconds(2)))
                 guard entry.at <= now else { continue }
                 if await restore(shard) {
                     nextProbe[shard] = nil
                 } else {
-                    let backoff = min(entry.backoff * 2, .seconds(2))
-                    let jitter = Duration.milliseconds(Int64.random(in: 0...(backoff.nanoseconds / 4_000_000 + 50)))
-                    nextProbe[shard] = (ContinuousClock.now + backoff + jitter, backoff)
+                    var backoff = entry.backoff
+                    let delay = backoff.next(random: Double.random(in: 0..<1))
+                    nextProbe[shard] = (ContinuousClock.now + delay, backoff)
                 }
             }
             for shard in context.health.shardsWithHints() where context.health.isLive(shard) {
@@ -436,7 +447,7 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
     }
 
     /// Per-shard state for `/v1/shards`: health, traffic from every event loop, outstanding requests.
-    public func shardStates() async -> [ShardAdminState] {
+    func shardStates() async -> [ShardAdminState] {
         let health = context.health.snapshot()
         let traffic = await traffic.snapshot()
         var outstanding = Array(repeating: 0, count: health.count)
@@ -457,12 +468,8 @@ public final class ProxyServer: Service, ShardAdminSource, Sendable {
         }
     }
 
-    public func shardRequestTotals() async -> [UInt64] {
-        await traffic.totals()
-    }
-
     /// The shards of `key`, primary first, as routed now (down shards skipped).
-    public func route(key: String) -> [String] {
+    func route(key: String) -> [String] {
         var buffer = ByteBuffer()
         buffer.writeString(key)
         return context.liveReplicas(buffer).map { context.configuration.shards[$0].address }

@@ -13,9 +13,6 @@ struct AdminAPI: APIProtocol {
     let registry: PrometheusCollectorRegistry
     let metrics: AdminMetrics
     let rates: RateWindow
-    /// The role's shards, when it has some (cache-proxy).
-    let shards: (any ShardAdminSource)?
-    let shardRates: RateWindow
     let started: ContinuousClock.Instant
     /// Lets the role refresh its gauges just before a scrape.
     let refreshMetrics: @Sendable () async -> Void
@@ -60,6 +57,7 @@ struct AdminAPI: APIProtocol {
             uptimeSeconds: uptime.inSeconds,
             state: state,
             settings: .init(additionalProperties: role.settings),
+            listeners: .init(additionalProperties: readiness.listeners),
             operations: report.operations.map { operation in
                 Components.Schemas.OperationStats(
                     name: operation.snapshot.name,
@@ -85,46 +83,6 @@ struct AdminAPI: APIProtocol {
             }
         )
         return .ok(.init(body: .json(status)))
-    }
-
-    func getShards(_ input: Operations.GetShards.Input) async throws -> Operations.GetShards.Output {
-        guard let shards else {
-            return .notFound(.init(body: .json(.init(error: "the \(role.role) role has no shards"))))
-        }
-        let states = await shards.shardStates()
-        let rates = shardRates.rates(current: states.map(\.traffic.count))
-        let list = zip(states, rates).map { state, rate in
-            Components.Schemas.ShardState(
-                address: state.address,
-                state: state.up ? .up : .down,
-                requests: Int64(clamping: state.traffic.count),
-                errors: Int64(clamping: state.traffic.errors),
-                ratePerSecond: rate,
-                latency: .init(
-                    p50: state.traffic.latencyMicroseconds(50),
-                    p95: state.traffic.latencyMicroseconds(95),
-                    p99: state.traffic.latencyMicroseconds(99),
-                    p999: state.traffic.latencyMicroseconds(99.9),
-                    max: state.traffic.latencyMicroseconds(100)
-                ),
-                outstanding: Int64(state.outstanding),
-                pendingHints: Int64(state.pendingHints),
-                hintsReplayed: Int64(clamping: state.hintsReplayed),
-                timesMarkedDown: Int64(clamping: state.timesMarkedDown)
-            )
-        }
-        return .ok(.init(body: .json(.init(shards: list))))
-    }
-
-    func getRoute(_ input: Operations.GetRoute.Input) async throws -> Operations.GetRoute.Output {
-        guard let shards else {
-            return .notFound(.init(body: .json(.init(error: "the \(role.role) role has no shards"))))
-        }
-        let key = input.query.key
-        guard (1...250).contains(key.utf8.count) else {
-            return .badRequest(.init(body: .json(.init(error: "key must be 1 to 250 bytes, got \(key.utf8.count)"))))
-        }
-        return .ok(.init(body: .json(.init(key: key, shards: shards.route(key: key)))))
     }
 }
 

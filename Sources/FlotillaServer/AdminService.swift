@@ -28,6 +28,8 @@ public struct AdminService: Service {
     private let api: AdminAPI
     private let group: any EventLoopGroup
     private let logger: Logger
+    /// The role's own endpoints (its own OpenAPI document), mounted beside the common ones.
+    private let roleRoutes: @Sendable (Router<BasicRequestContext>) throws -> Void
 
     public init(
         configuration: Configuration,
@@ -38,9 +40,10 @@ public struct AdminService: Service {
         metricsFactory: any MetricsFactory,
         group: any EventLoopGroup,
         logger: Logger,
-        shards: (any ShardAdminSource)? = nil,
+        roleRoutes: @escaping @Sendable (Router<BasicRequestContext>) throws -> Void = { _ in },
         refreshMetrics: @escaping @Sendable () async -> Void = {}
     ) {
+        self.roleRoutes = roleRoutes
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -52,8 +55,6 @@ public struct AdminService: Service {
             registry: registry,
             metrics: AdminMetrics(operations: recorder.operations, factory: metricsFactory),
             rates: RateWindow(),
-            shards: shards,
-            shardRates: RateWindow(),
             started: .now,
             refreshMetrics: refreshMetrics
         )
@@ -61,8 +62,11 @@ public struct AdminService: Service {
 
     public func run() async throws {
         let router = Router()
+        router.add(middleware: ProblemNotFoundMiddleware(role: api.role.role))
         try api.registerHandlers(on: router)
+        try roleRoutes(router)
         let logger = self.logger
+        let readiness = api.readiness
         let app = Application(
             router: router,
             configuration: .init(
@@ -70,13 +74,9 @@ public struct AdminService: Service {
                 serverName: "flotilla"
             ),
             onServerRunning: { channel in
-                logger.info(
-                    "listening",
-                    metadata: [
-                        "listener": "admin",
-                        "address": "\(channel.localAddress.map(TCPServer.describe) ?? "?")",
-                    ]
-                )
+                let address = channel.localAddress.map(TCPServer.describe) ?? "?"
+                logger.info("listening", metadata: ["listener": "admin", "address": "\(address)"])
+                readiness.bound("admin", address: address)
             },
             eventLoopGroupProvider: .shared(group),
             logger: logger
@@ -88,9 +88,6 @@ public struct AdminService: Service {
                 await cancelWhenGracefulShutdown {
                     while !Task.isCancelled {
                         api.rates.record(await api.recorder.totals())
-                        if let shards = api.shards {
-                            api.shardRates.record(await shards.shardRequestTotals())
-                        }
                         try? await Task.sleep(for: .seconds(1))
                     }
                 }

@@ -2,7 +2,7 @@ import FlotillaCore
 import Synchronization
 
 /// Request rates over a sliding window, from per-operation totals sampled about once a second.
-final class RateWindow: Sendable {
+public final class RateWindow: Sendable {
     private struct Sample {
         var time: ContinuousClock.Instant
         var totals: [UInt64]
@@ -11,11 +11,11 @@ final class RateWindow: Sendable {
     private let samples = Mutex<[Sample]>([])
     private let window: Duration
 
-    init(window: Duration = .seconds(10)) {
+    public init(window: Duration = .seconds(10)) {
         self.window = window
     }
 
-    func record(_ totals: [UInt64], at time: ContinuousClock.Instant = .now) {
+    public func record(_ totals: [UInt64], at time: ContinuousClock.Instant = .now) {
         samples.withLock { samples in
             samples.append(Sample(time: time, totals: totals))
             while samples.count > 2, let first = samples.first, time - first.time > window {
@@ -25,7 +25,7 @@ final class RateWindow: Sendable {
     }
 
     /// Per-operation rates between the oldest sample in the window and `totals` now.
-    func rates(current totals: [UInt64], at time: ContinuousClock.Instant = .now) -> [Double] {
+    public func rates(current totals: [UInt64], at time: ContinuousClock.Instant = .now) -> [Double] {
         samples.withLock { samples in
             guard let oldest = samples.first, oldest.totals.count == totals.count else {
                 return Array(repeating: 0, count: totals.count)

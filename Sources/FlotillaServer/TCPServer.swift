@@ -95,13 +95,9 @@ public final class TCPServer: Service, Sendable {
         } catch {
             throw ListenError(address: configuration.listen, underlying: error)
         }
-        logger.info(
-            "listening",
-            metadata: [
-                "listener": "data",
-                "address": "\(channel.localAddress.map(Self.describe) ?? "?")",
-            ]
-        )
+        let address = channel.localAddress.map(Self.describe) ?? "?"
+        logger.info("listening", metadata: ["listener": "data", "address": "\(address)"])
+        readiness.bound("data", address: address)
         readiness.markReady()
 
         try? await gracefulShutdown()

@@ -15,7 +15,7 @@ struct ConnectionHandlerTests {
         let configuration = CacheServer.Configuration()
         let store = StripedStore(limitBytes: 8 << 20, maxItemSize: 1 << 20)
         let context = CacheContext(configuration: configuration, connections: ConnectionCounters(), threads: 1)
-        let recorder = OperationRecorder(operations: CacheServer.operations, group: channel.embeddedEventLoop)
+        let recorder = OperationRecorder(operations: CacheServer.operationNames, group: channel.embeddedEventLoop)
         let handler = MemcacheConnectionHandler(
             decoder: MemcacheRequestDecoder(),
             engine: CacheEngine(store: store, context: context),

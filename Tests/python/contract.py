@@ -28,3 +28,7 @@ class Contract:
         instance = json.loads(body) if declared.endswith("json") else body.decode()
         resolvable = {"$ref": self.urn + "#" + schema["$ref"][1:]} if "$ref" in schema else schema
         OAS31Validator(resolvable, registry=self.registry).validate(instance)
+
+    def validate_schema(self, name: str, instance: object) -> None:
+        """Validates `instance` against the document's component schema `name`."""
+        OAS31Validator({"$ref": f"{self.urn}#/components/schemas/{name}"}, registry=self.registry).validate(instance)

@@ -22,17 +22,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from flotilla_server import REPO, free_port, require_peer, wait_for
+from flotilla_server import FlotillaProcess, flotilla_binary, free_port, require_peer, wait_for  # noqa: F401
 
 CHILD = Path(__file__).with_name("leader_child.py")
 ETCD_MISSING = "etcd is not installed; install it (`scripts/install-test-deps.sh` or `apt-get install etcd-server`)"
-
-
-def flotilla_binary() -> str:
-    binary = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
-    if not os.access(binary, os.X_OK):
-        raise RuntimeError(f"flotilla binary not found: {binary} (run `swift build` or set FLOTILLA_BIN)")
-    return binary
 
 
 def require_etcd() -> str:
@@ -98,41 +91,19 @@ class Candidate:
     def __init__(self, name: str, coordinator: str, ident: str, history: str | None, *extra: str,
                  ttl: str = "2s", sidecar: bool = False):
         self.ident = ident
-        command = [flotilla_binary(), "elect", "--name", name, "--coordinator", coordinator, "--id", ident,
-                   "--ttl", ttl, "--admin", "127.0.0.1:0", "--log-format", "json", *extra]
+        arguments = ["elect", "--name", name, "--coordinator", coordinator, "--id", ident, "--ttl", ttl, *extra]
         if sidecar:
-            command += ["--http", "127.0.0.1:0"]
-        if history is not None:
-            command += ["--", sys.executable, str(CHILD), history]
-        self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE)
-        self.log: list[dict] = []
-        self.raw: list[str] = []
-        self.addresses: dict[str, tuple[str, int]] = {}
-        wanted = 2 if sidecar else 1
-        ready = threading.Event()
-
-        def drain() -> None:
-            assert self.proc.stderr is not None
-            for raw in self.proc.stderr:
-                line = raw.decode("utf-8", "replace").rstrip("\n")
-                self.raw.append(line)
-                try:
-                    entry = json.loads(line)
-                except ValueError:
-                    continue
-                self.log.append(entry)
-                if entry.get("message") == "listening":
-                    host, _, port = entry["address"].rpartition(":")
-                    self.addresses[entry["listener"]] = (host, int(port))
-                    if len(self.addresses) >= wanted:
-                        ready.set()
-            ready.set()
-
-        threading.Thread(target=drain, daemon=True).start()
-        if not ready.wait(20) or len(self.addresses) < wanted:
-            self.kill()
-            raise RuntimeError(f"candidate {ident} did not start:\n" + "\n".join(self.raw[-20:]))
+            arguments += ["--http", "127.0.0.1:0"]
+        trailing = ["--", sys.executable, str(CHILD), history] if history is not None else []
+        try:
+            self.process = FlotillaProcess(arguments, listen=False, trailing=trailing,
+                                           listeners=("admin", "data") if sidecar else ("admin",))
+        except RuntimeError as error:
+            raise RuntimeError(f"candidate {ident} did not start: {error}") from None
+        self.proc = self.process.proc
+        self.log: list[dict] = self.process.entries
+        self.raw: list[str] = self.process.log
+        self.addresses = self.process.addresses
 
     @property
     def pid(self) -> int:

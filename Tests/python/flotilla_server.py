@@ -1,6 +1,8 @@
 """Start and stop `flotilla` roles for the Python tests, on loopback ports chosen by the kernel.
 
-The server writes JSON log lines on stderr; the `listening` lines carry the bound addresses.
+Every role is started here: it binds port 0 and writes the ports it was given to its ready file
+(`--ready-file`) once all its listeners are bound; its JSON log lines on stderr are kept for the
+tests that read them.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -21,19 +24,34 @@ REPO = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT = 20.0
 
 
-class FlotillaProcess:
-    """A running `flotilla` role, its addresses and the stderr lines it wrote so far."""
+def flotilla_binary() -> str:
+    binary = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
+    if not os.access(binary, os.X_OK):
+        raise RuntimeError(f"flotilla binary not found: {binary} (run `swift build` or set FLOTILLA_BIN)")
+    return binary
 
-    def __init__(self, args: list[str]):
-        binary = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
-        if not os.access(binary, os.X_OK):
-            raise RuntimeError(f"flotilla binary not found: {binary} (run `swift build` or set FLOTILLA_BIN)")
-        command = [binary, *args, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"]
+
+class FlotillaProcess:
+    """A running `flotilla` role, its listeners and the stderr lines it wrote so far.
+
+    `listen` adds `--listen 127.0.0.1:0` (roles with a data listener); `listeners` are the names
+    the ready file must hold before the role counts as started."""
+
+    def __init__(self, args: list[str], listen: bool = True, listeners: tuple[str, ...] = ("data", "admin"),
+                 trailing: list[str] | None = None):
+        handle, self.ready_file = tempfile.mkstemp(prefix="flotilla-ready-", suffix=".json")
+        os.close(handle)
+        os.unlink(self.ready_file)
+        command = [flotilla_binary(), *args]
+        if listen:
+            command += ["--listen", "127.0.0.1:0"]
+        command += ["--admin", "127.0.0.1:0", "--log-format", "json", "--ready-file", self.ready_file]
+        command += trailing or []
         self.proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
         self.log: list[str] = []
+        self.entries: list[dict] = []
         self.addresses: dict[str, tuple[str, int]] = {}
-        ready = threading.Event()
 
         def drain() -> None:
             assert self.proc.stderr is not None
@@ -44,18 +62,28 @@ class FlotillaProcess:
                     entry = json.loads(line)
                 except ValueError:
                     continue
-                if entry.get("message") == "listening" and entry.get("listener") in ("data", "admin"):
-                    host, _, port = entry["address"].rpartition(":")
-                    self.addresses[entry["listener"]] = (host.strip("[]"), int(port))
-                    if len(self.addresses) == 2:
-                        ready.set()
-            ready.set()
+                if isinstance(entry, dict):
+                    self.entries.append(entry)
 
         threading.Thread(target=drain, daemon=True).start()
-        if not ready.wait(STARTUP_TIMEOUT) or len(self.addresses) != 2:
+        if not wait_for(lambda: self._read_ready_file(listeners) or self.proc.poll() is not None, STARTUP_TIMEOUT) \
+                or not self.addresses:
             self.proc.kill()
             self.proc.wait(5)
-            raise RuntimeError("flotilla did not report its listeners; stderr:\n" + "\n".join(self.log[-20:]))
+            raise RuntimeError("flotilla did not write its ready file; stderr:\n" + "\n".join(self.log[-20:]))
+
+    def _read_ready_file(self, wanted: tuple[str, ...]) -> bool:
+        try:
+            with open(self.ready_file) as file:
+                listeners = json.load(file)["listeners"]
+        except (OSError, ValueError, KeyError):
+            return False
+        if not all(name in listeners for name in wanted):
+            return False
+        for name, address in listeners.items():
+            host, _, port = address.rpartition(":")
+            self.addresses[name] = (host.strip("[]"), int(port))
+        return True
 
     @property
     def data(self) -> tuple[str, int]:

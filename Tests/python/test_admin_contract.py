@@ -1,4 +1,5 @@
-"""The admin listener's live answers checked against its contract, Sources/FlotillaAdminAPI/openapi.yaml."""
+"""The admin listener's live answers checked against its contracts: Sources/FlotillaAdminAPI/openapi.yaml for
+the paths every role serves, and a role's own document for its own paths (Sources/FlotillaProxyAPI/openapi.yaml)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from flotilla_server import REPO, FlotillaProcess
 
 CONTRACT = Contract(REPO / "Sources" / "FlotillaAdminAPI" / "openapi.yaml")
 validate = CONTRACT.validate
+PROXY_CONTRACT = Contract(REPO / "Sources" / "FlotillaProxyAPI" / "openapi.yaml")
+
+
+def validate_problem(body: bytes) -> None:
+    CONTRACT.validate_schema("Problem", json.loads(body))
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +62,29 @@ def test_status_reports_operations_and_the_slo(cache: FlotillaProcess) -> None:
     assert [o["objective"] for o in report["slo"]["objectives"]] == ["p99<50ms", "success>=99%"]
 
 
+def test_status_and_the_ready_file_report_the_bound_listeners(cache: FlotillaProcess) -> None:
+    with open(cache.ready_file) as file:
+        ready = json.load(file)
+    assert ready["role"] == "cache"
+    assert ready["pid"] == cache.proc.pid
+    report = json.loads(cache.get("/v1/status")[2])
+    assert report["listeners"] == ready["listeners"]
+    assert report["listeners"]["data"] == "%s:%d" % cache.data
+    assert report["listeners"]["admin"] == "%s:%d" % cache.addresses["admin"]
+    # The settings are the role's own configuration, encoded: every flag, the common ones included.
+    assert report["settings"]["listen"] == "127.0.0.1:0"
+    assert {"admin", "threads", "drain-timeout", "max-item-size", "max-connections", "ready-file"} <= set(report["settings"])
+
+
+def test_the_ready_file_goes_with_the_process() -> None:
+    with FlotillaProcess(["cache", "--memory", "16MiB"]) as server:
+        path = server.ready_file
+        assert json.load(open(path))["listeners"]["data"] == "%s:%d" % server.data
+        assert server.terminate() == 0
+    with pytest.raises(FileNotFoundError):
+        open(path)
+
+
 def test_metrics_are_prometheus_text(cache: FlotillaProcess) -> None:
     drive_traffic(cache.data)
     status, headers, body = cache.get("/metrics")
@@ -75,8 +104,9 @@ def test_roles_without_shards_answer_404_on_the_shard_paths(cache: FlotillaProce
     for path, query in (("/v1/shards", ""), ("/v1/route", "?key=k")):
         status, headers, body = cache.get(path + query)
         assert status == 404
-        validate(path, status, body, headers["Content-Type"])
-        assert "no shards" in json.loads(body)["error"]
+        assert headers["Content-Type"].startswith("application/json")
+        validate_problem(body)
+        assert json.loads(body)["error"] == f"the cache role serves no {path}"
 
 
 def test_the_proxy_reports_its_shards_and_routes_as_declared() -> None:
@@ -89,8 +119,11 @@ def test_the_proxy_reports_its_shards_and_routes_as_declared() -> None:
             drive_traffic(proxy.data)
             status, headers, body = proxy.get("/v1/shards")
             assert status == 200
-            validate("/v1/shards", status, body, headers["Content-Type"])
+            PROXY_CONTRACT.validate("/v1/shards", status, body, headers["Content-Type"])
             listed = json.loads(body)["shards"]
+            settings = json.loads(proxy.get("/v1/status")[2])["settings"]
+            assert settings["shards"] == addresses and settings["max-connections"] == "1024"
+            assert settings["drain-timeout"] == "10s" and settings["distribution"] == "ring"
             assert [entry["address"] for entry in listed] == [shard.address for shard in shards]
             assert all(entry["state"] == "up" and entry["requests"] > 0 for entry in listed)
 
@@ -108,14 +141,14 @@ def test_the_proxy_reports_its_shards_and_routes_as_declared() -> None:
 
             status, headers, body = proxy.get("/v1/route?key=photo:42")
             assert status == 200
-            validate("/v1/route", status, body, headers["Content-Type"])
+            PROXY_CONTRACT.validate("/v1/route", status, body, headers["Content-Type"])
             route = json.loads(body)
             assert route["key"] == "photo:42"
             assert sorted(route["shards"]) == sorted(shard.address for shard in shards)
 
             status, headers, body = proxy.get("/v1/route?key=")
             assert status == 400
-            validate("/v1/route", status, body, headers["Content-Type"])
+            PROXY_CONTRACT.validate("/v1/route", status, body, headers["Content-Type"])
             assert proxy.terminate() == 0
     finally:
         for shard in shards:

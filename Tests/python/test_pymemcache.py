@@ -6,10 +6,10 @@ Run (after scripts/install-test-deps.sh and a debug build):
 
 The server under test is FLOTILLA_BIN (default <repo>/.build/debug/flotilla), started as
 
-    flotilla cache --listen 127.0.0.1:0 --admin 127.0.0.1:0 --log-format json \
-                   --memory 64MiB --max-item-size 1MiB
+    flotilla cache --memory 64MiB --max-item-size 1MiB --listen 127.0.0.1:0 --admin 127.0.0.1:0 \
+                   --log-format json --ready-file PATH
 
-and its ports are read from its JSON log lines ("message": "listening") on stderr.
+and its ports are read from its ready file (`flotilla_server.FlotillaProcess`).
 
 FLOTILLA_TEST_PEER=memcached runs the same memcached-protocol tests against the real memcached
 (`memcached -m 64 -I 1m -U 0`), which is how these tests were checked: a test that passes
@@ -35,6 +35,8 @@ import pytest
 from pymemcache import serde
 from pymemcache.client.base import Client, PooledClient
 from pymemcache.client.hash import HashClient
+
+from flotilla_server import FlotillaProcess
 from pymemcache.exceptions import (
     MemcacheClientError,
     MemcacheIllegalInputError,
@@ -81,51 +83,12 @@ def _split_address(address: str) -> tuple[str, int]:
 
 
 def _start_flotilla() -> Server:
-    binary = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
-    if not os.access(binary, os.X_OK):
-        pytest.fail(f"flotilla binary not found or not executable: {binary} (build it, or set FLOTILLA_BIN)")
-    cmd = [
-        binary, "cache",
-        "--listen", "127.0.0.1:0",
-        "--admin", "127.0.0.1:0",
-        "--log-format", "json",
-        "--memory", "64MiB",
-        "--max-item-size", "1MiB",
-    ]
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    log: list[str] = []
-    found: dict[str, str] = {}
-    ready = threading.Event()
-
-    def drain() -> None:
-        # Reads stderr to EOF for the server's whole life, so the pipe never fills.
-        assert proc.stderr is not None
-        for raw in proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip("\n")
-            log.append(line)
-            if not ready.is_set():
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(obj, dict) and obj.get("message") == "listening":
-                    if obj.get("listener") in ("data", "admin") and isinstance(obj.get("address"), str):
-                        found[obj["listener"]] = obj["address"]
-                if "data" in found and "admin" in found:
-                    ready.set()
-        ready.set()  # EOF: the process is gone; the waiter reports it
-
-    threading.Thread(target=drain, name="flotilla-stderr", daemon=True).start()
-    ready.wait(STARTUP_TIMEOUT)
-    if not ("data" in found and "admin" in found):
-        proc.kill()
-        proc.wait(5)
-        tail = "\n".join(log[-30:])
-        pytest.fail(f"flotilla cache did not report both listeners within {STARTUP_TIMEOUT}s "
-                    f"(exit={proc.returncode}, found={found}); stderr tail:\n{tail}")
-    host, port = _split_address(found["data"])
-    _, admin_port = _split_address(found["admin"])
-    return Server(proc, host, port, admin_port, log)
+    try:
+        process = FlotillaProcess(["cache", "--memory", "64MiB", "--max-item-size", "1MiB"])
+    except RuntimeError as error:
+        pytest.fail(f"flotilla cache did not start within {STARTUP_TIMEOUT}s: {error}")
+    host, port = process.data
+    return Server(process.proc, host, port, process.addresses["admin"][1], process.log)
 
 
 def _free_port() -> int:

@@ -1,4 +1,5 @@
 import FlotillaProcess
+import FlotillaServer
 import Foundation
 import Synchronization
 
@@ -12,11 +13,11 @@ import Darwin
 ///
 /// Spawned in a process group of its own, so that Ctrl-C at the terminal reaches the demo alone and
 /// the demo stops its children in order, and with a parent-death signal, so that none outlives the
-/// demo even when it is killed. Its standard error is drained on a thread of its own (a child
-/// that logs more than a pipe holds would otherwise stall) and read for the `listening` lines of
-/// `--log-format json`.
+/// demo even when it is killed. It reports its ports in its ready file (`--ready-file`); its
+/// standard error is drained on a thread of its own (a child that logs more than a pipe holds
+/// would otherwise stall) and kept for error messages.
 final class DemoChild: Sendable {
-    /// The ports a child reported in its `listening` log lines.
+    /// The ports a child reported in its ready file.
     struct Listeners: Sendable {
         var data: Int
         var admin: Int
@@ -25,13 +26,15 @@ final class DemoChild: Sendable {
     let name: String
     let process: ChildProcess
     private let log: ChildLog
+    private let readyFile: ReadyFile
 
     var pid: pid_t { process.pid }
 
-    private init(name: String, process: ChildProcess, log: ChildLog) {
+    private init(name: String, process: ChildProcess, log: ChildLog, readyFile: ReadyFile) {
         self.name = name
         self.process = process
         self.log = log
+        self.readyFile = readyFile
     }
 
     /// The running executable, to start children of the same build. `/proc/self/exe` still
@@ -57,8 +60,15 @@ final class DemoChild: Sendable {
     }
 
     static func spawn(name: String, arguments: [String]) async throws -> DemoChild {
+        let readyFile = ReadyFile(
+            path: FileManager.default.temporaryDirectory
+                .appendingPathComponent("flotilla-demo-\(getpid())-\(UUID().uuidString).json").path
+        )
         let (readEnd, writeEnd) = try ChildProcess.makePipe()
-        var configuration = ChildProcess.Configuration(executable: executablePath, arguments: arguments)
+        var configuration = ChildProcess.Configuration(
+            executable: executablePath,
+            arguments: arguments + ["--ready-file", readyFile.path]
+        )
         configuration.argumentZero = executableName
         configuration.standardOutput = .null
         configuration.standardError = .descriptor(writeEnd)
@@ -73,17 +83,19 @@ final class DemoChild: Sendable {
         close(writeEnd)
         let log = ChildLog()
         log.startDraining(readEnd, threadName: "demo.\(name).stderr")
-        return DemoChild(name: name, process: process, log: log)
+        return DemoChild(name: name, process: process, log: log, readyFile: readyFile)
     }
 
     // MARK: Listeners
 
-    /// Waits for both `listening` lines; throws, with the child's last words, when it exits first
-    /// or the timeout passes.
+    /// Waits for the ready file; throws, with the child's last words, when it exits first or the
+    /// timeout passes.
     func waitForListeners(timeout: Duration) async throws -> Listeners {
         let deadline = ContinuousClock.now + timeout
         while true {
-            if let listeners = log.listeners { return listeners }
+            if let ready = readyFile.read(), let data = ready.port("data"), let admin = ready.port("admin") {
+                return Listeners(data: data, admin: admin)
+            }
             if log.ended || process.hasExited() {
                 // The last lines may still be in the pipe: give the drain a moment.
                 try await Task.sleep(for: .milliseconds(50))
@@ -118,38 +130,28 @@ final class DemoChild: Sendable {
     }
 
     /// SIGTERM (the child drains), then SIGKILL after `grace`; the child is reaped either way.
-    func stop(grace: Duration) async { await process.stop(grace: grace) }
+    func stop(grace: Duration) async {
+        await process.stop(grace: grace)
+        readyFile.remove()
+    }
 
     /// SIGKILL, no drain: a crash, as far as its peers can tell.
-    func crash() async { await process.crash() }
+    func crash() async {
+        await process.crash()
+        readyFile.remove()
+    }
 }
 
-/// A child's standard error, line by line: the last lines for error messages, and the listeners.
+/// A child's standard error, line by line: the last lines, for error messages.
 private final class ChildLog: Sendable {
     private struct State {
         var lines: [String] = []
         var partial: [UInt8] = []
-        var data: Int?
-        var admin: Int?
         var ended = false
-    }
-
-    /// The fields of a `--log-format json` line that the demo reads.
-    private struct LogLine: Decodable {
-        var message: String
-        var listener: String?
-        var address: String?
     }
 
     private static let keptLines = 50
     private let state = Mutex(State())
-
-    var listeners: DemoChild.Listeners? {
-        state.withLock { state in
-            guard let data = state.data, let admin = state.admin else { return nil }
-            return DemoChild.Listeners(data: data, admin: admin)
-        }
-    }
 
     var ended: Bool { state.withLock { $0.ended } }
 
@@ -178,24 +180,11 @@ private final class ChildLog: Sendable {
             while let newline = state.partial.firstIndex(of: UInt8(ascii: "\n")) {
                 let line = String(decoding: state.partial[..<newline], as: UTF8.self)
                 state.partial.removeSubrange(...newline)
-                Self.record(line, in: &state)
+                state.lines.append(line)
+                if state.lines.count > Self.keptLines { state.lines.removeFirst(state.lines.count - Self.keptLines) }
             }
             // A child that never ends a line must not grow this without bound.
             if state.partial.count > 1 << 16 { state.partial.removeAll() }
-        }
-    }
-
-    private static func record(_ line: String, in state: inout State) {
-        state.lines.append(line)
-        if state.lines.count > keptLines { state.lines.removeFirst(state.lines.count - keptLines) }
-        guard let parsed = try? JSONDecoder().decode(LogLine.self, from: Data(line.utf8)),
-            parsed.message == "listening",
-            let port = parsed.address?.split(separator: ":").last.flatMap({ Int($0) })
-        else { return }
-        switch parsed.listener {
-        case "data": state.data = port
-        case "admin": state.admin = port
-        default: break
         }
     }
 }

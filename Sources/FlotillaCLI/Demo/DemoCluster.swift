@@ -25,7 +25,7 @@ final class DemoCluster: Sendable {
 
     private let children = Mutex<[DemoChild]>([])
 
-    /// Flags every child takes: loopback, JSON logs (read for the ports), a short drain.
+    /// Flags every child takes: loopback, JSON logs, a short drain (the ports come from the ready file).
     private static let commonArguments = ["--admin", "127.0.0.1:0", "--log-format", "json", "--drain-timeout", "2s"]
 
     /// A `flotilla cache` shard on `port` (0: any free port). Binding a given port again right

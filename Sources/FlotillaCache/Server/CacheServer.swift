@@ -8,56 +8,33 @@ import ServiceLifecycle
 
 /// `flotilla cache`: a memcached-compatible server (text and meta protocols) with a bounded
 /// LRU store, as a `Service`.
-public final class CacheServer: Service, Sendable {
-    /// Settings of the cache role. Defaults are memcached's.
-    public struct Configuration: Sendable {
-        /// Data listener (default 127.0.0.1:11211).
-        public var listen = HostPort(host: "127.0.0.1", port: 11211)
-        /// Memory for items, keys and per-item overhead (default 64 MiB).
-        public var memoryLimit = 64 << 20
-        /// Largest item (default 1 MiB).
-        public var maxItemSize = 1 << 20
-        /// Most open connections (default 1024).
-        public var maxConnections = 1024
-        /// Longest wait for open connections on shutdown (default 10 s).
-        public var drainTimeout: Duration = .seconds(10)
-
-        public init() {}
-    }
-
-    /// The operations the cache records, in `MemcacheOperation` order.
-    public static let operations = MemcacheOperation.allCases.map(\.name)
+public final class CacheServer: Role, Sendable {
+    public typealias Operation = MemcacheOperation
+    public static let name = "cache"
 
     private let server: TCPServer
     private let store: StripedStore
     private let context: CacheContext
     private let metrics: CacheMetrics
 
-    public init(
-        configuration: Configuration,
-        group: any EventLoopGroup,
-        threads: Int,
-        readiness: Readiness,
-        recorder: OperationRecorder,
-        metricsFactory: any MetricsFactory,
-        logger: Logger
-    ) {
-        self.metrics = CacheMetrics(factory: metricsFactory)
+    public init(configuration: Configuration, environment: RoleEnvironment) {
+        let recorder = environment.recorder
+        self.metrics = CacheMetrics(factory: environment.metricsFactory)
         let store = StripedStore(limitBytes: configuration.memoryLimit, maxItemSize: configuration.maxItemSize)
         let connections = ConnectionCounters()
-        let context = CacheContext(configuration: configuration, connections: connections, threads: threads)
+        let context = CacheContext(configuration: configuration, connections: connections, threads: environment.threads)
         let decoderConfiguration = MemcacheRequestDecoder.Configuration(maxItemSize: configuration.maxItemSize)
         var serverConfiguration = TCPServer.Configuration(listen: configuration.listen)
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
-        serverConfiguration.drainTimeout = configuration.drainTimeout
+        serverConfiguration.drainTimeout = environment.drainTimeout
         self.store = store
         self.context = context
         self.server = TCPServer(
             configuration: serverConfiguration,
-            group: group,
-            readiness: readiness,
-            logger: logger,
+            group: environment.group,
+            readiness: environment.readiness,
+            logger: environment.logger,
             connections: connections
         ) { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -84,7 +61,7 @@ public final class CacheServer: Service, Sendable {
     }
 
     /// Refreshes the cache's gauges; the admin listener calls it before each scrape.
-    public func refreshMetrics() {
+    public func refreshMetrics() async {
         metrics.update(usage, limitBytes: context.configuration.memoryLimit)
     }
 

@@ -1,3 +1,5 @@
+import FlotillaCore
+
 /// Every command of the text and meta protocols, as a bounded dimension for statistics.
 public enum MemcacheOperation: Int, CaseIterable, Sendable {
     case get, gets, gat, gats
@@ -40,3 +42,5 @@ public enum MemcacheOperation: Int, CaseIterable, Sendable {
         }
     }
 }
+
+extension MemcacheOperation: RoleOperation {}

@@ -1,13 +1,27 @@
 import Synchronization
 
-/// Whether a role takes traffic: `starting` until its listener is bound, `ready`, then
-/// `draining` from the moment a shutdown begins. `/readyz` answers 503 unless `ready`.
+/// Whether a role takes traffic, and where it listens.
+///
+/// The state is `starting` until the role's listener is bound, `ready`, then `draining` from the
+/// moment a shutdown begins; `/readyz` answers 503 unless `ready`. Each listener reports its bound
+/// address here (port 0 becomes the port the kernel chose): `/v1/status` shows them, and the ready
+/// file (`--ready-file`) is written once every expected listener is bound, which is how tests,
+/// the demo and the supervisor find a child's ports.
 public final class Readiness: Sendable {
     public enum State: String, Sendable {
         case starting, ready, draining
     }
 
+    private struct Listening {
+        var expected: Set<String> = []
+        var bound: [String: String] = [:]
+        var waiters: [CheckedContinuation<Void, Never>] = []
+
+        var complete: Bool { expected.isSubset(of: bound.keys) }
+    }
+
     private let state = Mutex(State.starting)
+    private let listening = Mutex(Listening())
 
     public init() {}
 
@@ -25,5 +39,46 @@ public final class Readiness: Sendable {
 
     public func markDraining() {
         state.withLock { $0 = .draining }
+    }
+
+    // MARK: Listeners
+
+    /// The listeners the process will bind, by name (`admin`, `data`, …).
+    public func expectListeners(_ names: [String]) {
+        let waiters = listening.withLock { listening -> [CheckedContinuation<Void, Never>] in
+            listening.expected.formUnion(names)
+            return Self.takeWaitersIfComplete(&listening)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// A listener is bound at `address` (`HOST:PORT`).
+    public func bound(_ name: String, address: String) {
+        let waiters = listening.withLock { listening -> [CheckedContinuation<Void, Never>] in
+            listening.bound[name] = address
+            return Self.takeWaitersIfComplete(&listening)
+        }
+        for waiter in waiters { waiter.resume() }
+    }
+
+    /// Bound listeners by name.
+    public var listeners: [String: String] { listening.withLock { $0.bound } }
+
+    /// Returns once every expected listener is bound.
+    public func allListenersBound() async {
+        await withCheckedContinuation { continuation in
+            let done = listening.withLock { listening -> Bool in
+                if listening.complete { return true }
+                listening.waiters.append(continuation)
+                return false
+            }
+            if done { continuation.resume() }
+        }
+    }
+
+    private static func takeWaitersIfComplete(_ listening: inout Listening) -> [CheckedContinuation<Void, Never>] {
+        guard listening.complete, !listening.waiters.isEmpty else { return [] }
+        defer { listening.waiters = [] }
+        return listening.waiters
     }
 }

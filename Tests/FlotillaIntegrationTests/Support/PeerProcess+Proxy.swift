@@ -4,31 +4,19 @@ extension PeerProcess {
     /// Runs `body` with the listeners of a fresh `flotilla cache-proxy` over the given loopback shards, stopping it
     /// afterwards.
     ///
-    /// Like `withFlotilla`, the proxy binds port 0 itself and reports the chosen addresses as JSON "listening" log
-    /// lines on stderr. `extraArguments` go after `--shards`, e.g. `["--replicas", "2", "--consistency", "all"]`.
+    /// Like `withFlotilla`, the proxy binds port 0 itself and writes the chosen ports to its ready file.
+    /// `extraArguments` go after `--shards`, e.g. `["--replicas", "2", "--consistency", "all"]`.
     static func withCacheProxy<Result>(
         shardPorts: [UInt16],
         extraArguments: [String] = [],
         _ body: (FlotillaAddresses) throws -> Result
     ) throws -> Result {
-        let path = flotillaPath()
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            throw PeerError(description: "flotilla binary not found at \(path); run `swift build` or set FLOTILLA_BIN")
-        }
         let shards = shardPorts.map { "127.0.0.1:\($0)" }.joined(separator: ",")
-        let arguments =
-            [
-                "cache-proxy", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json",
-                "--shards", shards,
-            ] + extraArguments
-        let peer = try launch(name: "flotilla cache-proxy", path: path, arguments: arguments)
+        let (peer, addresses) = try launchFlotilla(
+            name: "flotilla cache-proxy",
+            arguments: ["cache-proxy", "--shards", shards] + extraArguments
+        )
         defer { peer.stop() }
-        guard let addresses = peer.stderrLog.waitForListeners(timeout: .seconds(20)) else {
-            throw PeerError(
-                description: "flotilla cache-proxy did not report both listeners within 20 s; stderr: "
-                    + peer.stderrTail()
-            )
-        }
         return try body(addresses)
     }
 

@@ -106,26 +106,59 @@ final class PeerProcess {
     }
 
     /// Runs `body` with the listeners of a fresh `flotilla cache`, stopping it afterwards.
-    ///
-    /// flotilla binds port 0 itself and reports the chosen addresses as JSON log lines on stderr.
     static func withFlotilla<Result>(
         extraArguments: [String] = [],
         _ body: (FlotillaAddresses) throws -> Result
     ) throws -> Result {
+        let (peer, addresses) = try launchFlotilla(name: "flotilla", arguments: ["cache"] + extraArguments)
+        defer { peer.stop() }
+        return try body(addresses)
+    }
+
+    /// Starts a `flotilla` role on loopback port 0 (data and admin) and waits for its ready file, where it
+    /// writes the ports it was given once both listeners are bound.
+    static func launchFlotilla(name: String, arguments: [String]) throws -> (PeerProcess, FlotillaAddresses) {
         let path = flotillaPath()
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw PeerError(description: "flotilla binary not found at \(path); run `swift build` or set FLOTILLA_BIN")
         }
-        let arguments =
-            ["cache", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json"] + extraArguments
-        let peer = try launch(name: "flotilla", path: path, arguments: arguments)
-        defer { peer.stop() }
-        guard let addresses = peer.stderrLog.waitForListeners(timeout: .seconds(20)) else {
+        let readyFile = FileManager.default.temporaryDirectory
+            .appendingPathComponent("flotilla-ready-\(getpid())-\(UUID().uuidString).json").path
+        let common = [
+            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json", "--ready-file", readyFile,
+        ]
+        let peer = try launch(name: name, path: path, arguments: arguments + common)
+        guard let addresses = peer.waitForReadyFile(readyFile, timeout: .seconds(20)) else {
+            peer.stop()
             throw PeerError(
-                description: "flotilla did not report both listeners within 20 s; stderr: \(peer.stderrTail())"
+                description: "\(name) did not write its ready file within 20 s; stderr: \(peer.stderrTail())"
             )
         }
-        return try body(addresses)
+        return (peer, addresses)
+    }
+
+    /// The data and admin ports of the ready file at `path`, once it is written; nil when the process exits
+    /// first or the timeout passes.
+    private func waitForReadyFile(_ path: String, timeout: Duration) -> FlotillaAddresses? {
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: timeout)
+        while clock.now < deadline {
+            if let data = FileManager.default.contents(atPath: path),
+                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                let listeners = object["listeners"] as? [String: String],
+                let dataPort = listeners["data"].flatMap(Self.port(of:)),
+                let adminPort = listeners["admin"].flatMap(Self.port(of:))
+            {
+                return FlotillaAddresses(dataPort: dataPort, adminPort: adminPort)
+            }
+            if !process.isRunning { return nil }
+            usleep(10_000)
+        }
+        return nil
+    }
+
+    private static func port(of address: String) -> UInt16? {
+        address.split(separator: ":").last.flatMap { UInt16($0) }
     }
 
     // MARK: Process control
@@ -218,14 +251,12 @@ final class PeerProcess {
     }
 }
 
-/// Collects a child's stderr line by line on a background thread and recognises flotilla's "listening" lines.
+/// Collects a child's stderr line by line on a background thread, for failure messages.
 final class StderrLog: @unchecked Sendable {
     // Guards every stored property below; the drain thread writes while test threads read.
     private let condition = NSCondition()
     private var lines: [String] = []
     private var partial: [UInt8] = []
-    private var dataPort: UInt16?
-    private var adminPort: UInt16?
     private var finished = false
     private static let keptLines = 200
 
@@ -262,36 +293,7 @@ final class StderrLog: @unchecked Sendable {
     private func record(_ line: String) {
         lines.append(line)
         if lines.count > Self.keptLines { lines.removeFirst(lines.count - Self.keptLines) }
-        guard
-            let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-            object["message"] as? String == "listening",
-            let listener = object["listener"] as? String,
-            let address = object["address"] as? String,
-            let portText = address.split(separator: ":").last,
-            let port = UInt16(portText)
-        else { return }
-        switch listener {
-        case "data": dataPort = port
-        case "admin": adminPort = port
-        default: break
-        }
         condition.broadcast()
-    }
-
-    /// Blocks until both listeners were reported, the child closed stderr, or the timeout passed.
-    func waitForListeners(timeout: Duration) -> PeerProcess.FlotillaAddresses? {
-        let deadline = Date().addingTimeInterval(
-            Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
-        )
-        condition.lock()
-        defer { condition.unlock() }
-        while true {
-            if let dataPort, let adminPort {
-                return PeerProcess.FlotillaAddresses(dataPort: dataPort, adminPort: adminPort)
-            }
-            if finished { return nil }
-            if !condition.wait(until: deadline) { return nil }
-        }
     }
 
     func tail() -> [String] {

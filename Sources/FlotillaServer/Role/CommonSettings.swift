@@ -1,0 +1,77 @@
+import FlotillaCore
+import Logging
+import NIOCore
+
+/// The settings every long-running role takes (DESIGN.md §2), with the flags' names as keys.
+public struct CommonSettings: RoleConfiguration {
+    public enum LogFormat: String, Codable, Sendable, CaseIterable {
+        case text, json
+    }
+
+    /// Admin listener (default 127.0.0.1:9100; port 0 picks a free port).
+    public var admin = HostPort(host: "127.0.0.1", port: 9100)
+    /// Event loops (default: the number of cores).
+    public var threads: Int?
+    /// swift-log level (default info).
+    public var logLevel: Logger.Level = .info
+    /// Log lines as text or one JSON object per line (default text).
+    public var logFormat = LogFormat.text
+    /// The role's objective, judged live on `/v1/status` (default none).
+    public var slo: SLOSpec?
+    /// Longest wait for open requests on shutdown (default 10 s).
+    public var drainTimeout: Duration = .seconds(10)
+    /// Where to write the bound listeners once they are all bound (default none).
+    public var readyFile: String?
+
+    public init() {}
+
+    /// Event loops to run: `threads`, or one per core.
+    public var threadCount: Int { threads ?? System.coreCount }
+
+    public func validate() throws(SettingsError) {
+        if let threads, !(1...256).contains(threads) {
+            throw SettingsError(field: "threads", "must be from 1 to 256, got \(threads)")
+        }
+        guard drainTimeout >= .zero, drainTimeout <= .seconds(3600) else {
+            throw SettingsError(field: "drain-timeout", "must be from 0 to 1h, got \(drainTimeout.settingText)")
+        }
+        if let readyFile, readyFile.isEmpty {
+            throw SettingsError(field: "ready-file", "must be a path")
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case admin, threads, slo
+        case logLevel = "log-level"
+        case logFormat = "log-format"
+        case drainTimeout = "drain-timeout"
+        case readyFile = "ready-file"
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        admin = try container.decodeSetting(HostPort.self, forKey: .admin) ?? admin
+        threads = try container.decodeValue(Int.self, forKey: .threads)
+        if let level = try container.decodeValue(String.self, forKey: .logLevel) {
+            logLevel = try Logger.Level.setting(level.lowercased(), field: CodingKeys.logLevel.stringValue)
+        }
+        if let format = try container.decodeValue(String.self, forKey: .logFormat) {
+            logFormat = try LogFormat.setting(format, field: CodingKeys.logFormat.stringValue)
+        }
+        slo = try container.decodeSetting(SLOSpec.self, forKey: .slo)
+        drainTimeout = try container.decodeSetting(Duration.self, forKey: .drainTimeout) ?? drainTimeout
+        readyFile = try container.decodeValue(String.self, forKey: .readyFile)
+    }
+
+    /// Encodes the effective values: `threads` as the count of event loops that run.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encodeSetting(admin, forKey: .admin)
+        try container.encode(threadCount, forKey: .threads)
+        try container.encode(logLevel.rawValue, forKey: .logLevel)
+        try container.encode(logFormat.rawValue, forKey: .logFormat)
+        try container.encodeSetting(slo, forKey: .slo)
+        try container.encodeSetting(drainTimeout, forKey: .drainTimeout)
+        try container.encodeIfPresent(readyFile, forKey: .readyFile)
+    }
+}
