@@ -40,3 +40,23 @@ struct RingHash {
         return hasher.value
     }
 }
+
+extension UnsafeBufferPointer<UInt64> {
+    /// The first of these sorted ring points whose position is ≥ `hash`, wrapping to the first point
+    /// past the end: twemproxy's `ketama_dispatch` (a lower-bound binary search). Shared by the shard
+    /// router and the bounded-load picker.
+    @inline(__always)
+    func ringIndex(atOrAfter hash: UInt64) -> Int {
+        var low = 0
+        var high = count
+        while low < high {
+            let middle = low + (high - low) / 2
+            if self[middle] < hash {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return low == count ? 0 : low
+    }
+}

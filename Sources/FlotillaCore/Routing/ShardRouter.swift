@@ -234,23 +234,10 @@ public struct ShardRouter: Sendable {
 
     // MARK: Lookup
 
-    /// The first point whose position is ≥ `hash`, wrapping to the first point past the end: twemproxy's
-    /// `ketama_dispatch` (a lower-bound binary search), used for both distributions.
+    /// The first point at or after `hash`, used for both distributions.
     @inline(__always)
     private func pointIndex(atOrAfter hash: UInt64) -> Int {
-        points.withUnsafeBufferPointer { points in
-            var low = 0
-            var high = points.count
-            while low < high {
-                let middle = low + (high - low) / 2
-                if points[middle] < hash {
-                    low = middle + 1
-                } else {
-                    high = middle
-                }
-            }
-            return low == points.count ? 0 : low
-        }
+        points.withUnsafeBufferPointer { $0.ringIndex(atOrAfter: hash) }
     }
 }
 

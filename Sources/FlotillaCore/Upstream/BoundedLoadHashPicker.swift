@@ -147,18 +147,8 @@ public struct BoundedLoadHashPicker: Sendable {
         return hasher.value
     }
 
-    /// The first point at or after `hash`, wrapping to the first point past the end (a lower-bound search).
+    /// The first point at or after `hash`, wrapping to the first point past the end.
     private func pointIndex(atOrAfter hash: UInt64) -> Int {
-        var low = 0
-        var high = points.count
-        while low < high {
-            let middle = low + (high - low) / 2
-            if points[middle] < hash {
-                low = middle + 1
-            } else {
-                high = middle
-            }
-        }
-        return low == points.count ? 0 : low
+        points.withUnsafeBufferPointer { $0.ringIndex(atOrAfter: hash) }
     }
 }
