@@ -192,6 +192,16 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The local orchestrator: role processes started with a parent-death signal, waited on through
+        // their ready files, stopped in order. The topology model and `flotilla up` will live here.
+        .target(
+            name: "FlotillaTopology",
+            dependencies: [
+                "FlotillaProcess",
+                "FlotillaServer",
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "FlotillaCLI",
             dependencies: [
@@ -202,6 +212,7 @@ let package = Package(
                 "FlotillaBench",
                 "FlotillaProcess",
                 "FlotillaElection",
+                "FlotillaTopology",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -210,6 +221,20 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // The process and wire helpers the Swift tests share: real peers (memcached, nutcracker, etcd,
+        // `flotilla` itself) on loopback, started and stopped in scopes, found through ready files.
+        .target(
+            name: "FlotillaTestSupport",
+            dependencies: [
+                "FlotillaCore",
+                "FlotillaServer",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ],
+            path: "Tests/FlotillaTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -254,7 +279,16 @@ let package = Package(
         ),
         .testTarget(
             name: "FlotillaProxyTests",
-            dependencies: ["FlotillaProxy", "FlotillaCore", "FlotillaServer"],
+            dependencies: [
+                "FlotillaProxy",
+                "FlotillaCore",
+                "FlotillaServer",
+                "FlotillaMemcache",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOExtras", package: "swift-nio-extras"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -285,6 +319,7 @@ let package = Package(
             dependencies: [
                 "FlotillaCore",
                 "FlotillaMemcache",
+                "FlotillaTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

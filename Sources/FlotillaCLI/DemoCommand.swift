@@ -1,4 +1,5 @@
 import ArgumentParser
+import FlotillaTopology
 import Foundation
 import UnixSignals
 

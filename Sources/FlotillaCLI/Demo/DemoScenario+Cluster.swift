@@ -1,4 +1,5 @@
 import FlotillaBench
+import FlotillaTopology
 import Foundation
 import NIOCore
 

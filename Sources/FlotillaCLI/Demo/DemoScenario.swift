@@ -1,5 +1,6 @@
 import FlotillaBench
 import FlotillaCore
+import FlotillaTopology
 
 /// The demo's story: start the cluster, load it, kill a shard, bring it back, and measure each
 /// phase. Every process it starts is the cluster's, which the caller stops however this ends.
@@ -48,7 +49,7 @@ struct DemoScenario: Sendable {
     func run() async throws -> DemoResult {
         let started = try await startCluster()
         var shards = started.shards
-        let proxyPort = started.proxy.listeners.data
+        let proxyPort = started.proxy.dataPort
         describeLoad()
         try await prefill(proxyPort: proxyPort)
         var ledger = try await DemoLedger(shards: shards, proxyPort: proxyPort)
@@ -157,7 +158,7 @@ struct DemoScenario: Sendable {
         console.say("[3/3 recovery] restarting \(victim.name), empty, on the same port")
         let member = try await cluster.startShard(
             name: "shard \(victim.index + 1)",
-            port: victim.member.listeners.data,
+            port: victim.member.dataPort,
             attempts: 5
         )
         let restartedAt = ContinuousClock.now

@@ -4,7 +4,7 @@ struct ShardSample: Sendable {
     var requests: UInt64
 
     static func fetch(_ shard: DemoCluster.Member) async -> ShardSample? {
-        guard let stats = try? await MemcacheStats.fetch(port: shard.listeners.data) else { return nil }
+        guard let stats = try? await MemcacheStats.fetch(port: shard.dataPort) else { return nil }
         return ShardSample(pid: stats["pid"] ?? "", requests: stats.counter("cmd_get") + stats.counter("cmd_set"))
     }
 

@@ -1,3 +1,4 @@
+import FlotillaTestSupport
 import NIOCore
 import Testing
 

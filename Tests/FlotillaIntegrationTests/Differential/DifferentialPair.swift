@@ -1,3 +1,4 @@
+import FlotillaTestSupport
 import Testing
 
 /// One server under comparison: a connection plus the CAS values it reported per pool key.

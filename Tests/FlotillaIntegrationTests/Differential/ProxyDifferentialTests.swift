@@ -1,3 +1,4 @@
+import FlotillaTestSupport
 import Foundation
 import Testing
 

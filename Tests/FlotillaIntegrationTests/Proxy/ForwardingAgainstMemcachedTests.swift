@@ -1,4 +1,5 @@
 import FlotillaMemcache
+import FlotillaTestSupport
 import Foundation
 import NIOCore
 import Testing

@@ -1,4 +1,5 @@
 import FlotillaCore
+import FlotillaTestSupport
 import Foundation
 import Testing
 

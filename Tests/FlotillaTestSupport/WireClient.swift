@@ -12,9 +12,9 @@ import Darwin
 /// split across `send` calls and to see exactly what comes back, including a peer closing the connection.
 /// Every wait is bounded: reads use `SO_RCVTIMEO` plus an overall deadline, and every loop has an iteration cap,
 /// so a misbehaving server turns into a failed test rather than a hung one.
-final class WireClient {
+public final class WireClient {
     /// Why a read stopped.
-    enum ReadOutcome: Equatable {
+    public enum ReadOutcome: Equatable {
         /// The caller's condition was met.
         case satisfied
         /// The peer closed the connection (or reset it).
@@ -24,14 +24,18 @@ final class WireClient {
     }
 
     /// What a bounded read collected.
-    struct ReadResult {
-        var bytes: [UInt8]
-        var outcome: ReadOutcome
+    public struct ReadResult {
+        public var bytes: [UInt8]
+        public var outcome: ReadOutcome
     }
 
     /// Errors raised when the connection cannot be established or used.
-    struct WireError: Error, CustomStringConvertible {
-        var description: String
+    public struct WireError: Error, CustomStringConvertible {
+        public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     private var fd: Int32
@@ -42,7 +46,7 @@ final class WireClient {
     private(set) var peerClosed = false
 
     /// Connects to `127.0.0.1:port`, retrying briefly because a freshly started server may not be listening yet.
-    init(port: UInt16, connectTimeout: Duration = .seconds(5)) throws {
+    public init(port: UInt16, connectTimeout: Duration = .seconds(5)) throws {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: connectTimeout)
         var lastErrno: Int32 = 0
@@ -95,7 +99,7 @@ final class WireClient {
     ///
     /// Returns false if the peer closed or the timeout passed; replies arriving meanwhile are kept for `read`.
     @discardableResult
-    func send(_ bytes: [UInt8], timeout: Duration = .seconds(5)) -> Bool {
+    public func send(_ bytes: [UInt8], timeout: Duration = .seconds(5)) -> Bool {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var offset = 0
@@ -126,7 +130,7 @@ final class WireClient {
     /// Sends `bytes` split at the given chunk sizes, optionally pausing between chunks so that the server sees
     /// them in separate reads. The sizes are consumed in order; any remainder goes out in one final chunk.
     @discardableResult
-    func send(_ bytes: [UInt8], chunkSizes: [Int], pauseMicroseconds: [UInt32] = []) -> Bool {
+    public func send(_ bytes: [UInt8], chunkSizes: [Int], pauseMicroseconds: [UInt32] = []) -> Bool {
         var offset = 0
         var index = 0
         while offset < bytes.count {
@@ -162,7 +166,7 @@ final class WireClient {
 
     /// Reads until `condition` holds for the bytes collected so far (including bytes pending from earlier sends),
     /// the peer closes, or `timeout` passes. Returns everything collected and removes it from the buffer.
-    func read(timeout: Duration, until condition: ([UInt8]) -> Bool) -> ReadResult {
+    public func read(timeout: Duration, until condition: ([UInt8]) -> Bool) -> ReadResult {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         var buffer = [UInt8](repeating: 0, count: 65_536)
@@ -195,7 +199,7 @@ final class WireClient {
     }
 
     /// Closes the socket; further sends fail and reads report `.closed`.
-    func close() {
+    public func close() {
         if fd >= 0 {
             closeDescriptor(fd)
             fd = -1

@@ -1,3 +1,4 @@
+import FlotillaServer
 import Foundation
 
 #if canImport(Glibc)
@@ -12,26 +13,33 @@ import Darwin
 /// them, whether the body returns or throws, so a failing test never leaks a server. The child's stderr is drained
 /// on a background thread for the whole life of the process: a child that logs more than a pipe buffer would
 /// otherwise block forever on its next log line.
-final class PeerProcess {
+public final class PeerProcess {
     /// The two listeners of a running `flotilla cache`.
-    struct FlotillaAddresses: Sendable {
-        var dataPort: UInt16
+    public struct FlotillaAddresses: Sendable {
+        public var dataPort: UInt16
         var adminPort: UInt16
     }
 
     /// Failures to find, start or reach a peer.
-    struct PeerError: Error, CustomStringConvertible {
-        var description: String
+    public struct PeerError: Error, CustomStringConvertible {
+        public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     let name: String
     private let process: Process
     let stderrLog: StderrLog
+    /// The ready file the peer was told to write (`launchFlotilla`), removed by `stop()`.
+    private let readyFile: ReadyFile?
 
-    private init(name: String, process: Process, stderrLog: StderrLog) {
+    private init(name: String, process: Process, stderrLog: StderrLog, readyFile: ReadyFile?) {
         self.name = name
         self.process = process
         self.stderrLog = stderrLog
+        self.readyFile = readyFile
     }
 
     // MARK: Locating binaries
@@ -42,7 +50,7 @@ final class PeerProcess {
     }
 
     /// The memcached executable: `$MEMCACHED_BIN`, else the usual package locations; nil when not installed.
-    static var memcachedPath: String? {
+    public static var memcachedPath: String? {
         let environment = ProcessInfo.processInfo.environment
         let candidates =
             [environment["MEMCACHED_BIN"]].compactMap { $0 } + [
@@ -52,24 +60,29 @@ final class PeerProcess {
     }
 
     /// Why memcached-based tests cannot run here, phrased for the person reading the test log.
-    static let memcachedMissingMessage =
+    public static let memcachedMissingMessage =
         "memcached is not installed; install it (e.g. `apt-get install memcached`) or set MEMCACHED_BIN"
 
     /// Whether memcached-based tests should run: always under CI (so that a missing binary fails loudly),
     /// otherwise only when memcached is installed.
-    static var memcachedTestsEnabled: Bool {
+    public static var memcachedTestsEnabled: Bool {
         memcachedPath != nil || isCI
     }
 
     /// The `flotilla` executable: `$FLOTILLA_BIN`, else `.build/debug/flotilla` under the package root (or
     /// `.build/release/flotilla` when only a release build exists).
-    static func flotillaPath(filePath: String = #filePath) -> String {
+    public static func flotillaPath() -> String {
+        // `#filePath` here, not as a default argument: a default would be the caller's file, at another depth.
+        flotillaPath(filePath: #filePath)
+    }
+
+    static func flotillaPath(filePath: String) -> String {
         if let path = ProcessInfo.processInfo.environment["FLOTILLA_BIN"], !path.isEmpty {
             return path
         }
-        // This file lives at <root>/Tests/FlotillaIntegrationTests/Support/PeerProcess.swift.
+        // This file lives at <root>/Tests/FlotillaTestSupport/PeerProcess.swift.
         var root = URL(fileURLWithPath: filePath)
-        for _ in 0..<4 { root.deleteLastPathComponent() }
+        for _ in 0..<3 { root.deleteLastPathComponent() }
         let debug = root.appendingPathComponent(".build/debug/flotilla").path
         let release = root.appendingPathComponent(".build/release/flotilla").path
         let files = FileManager.default
@@ -82,7 +95,7 @@ final class PeerProcess {
     ///
     /// memcached cannot listen on port 0 and report the port, so a free port is found by binding one briefly;
     /// another process may grab it in between, hence the retries.
-    static func withMemcached<Result>(
+    public static func withMemcached<Result>(
         memoryMegabytes: Int = 64,
         _ body: (UInt16) throws -> Result
     ) throws -> Result {
@@ -106,7 +119,7 @@ final class PeerProcess {
     }
 
     /// Runs `body` with the listeners of a fresh `flotilla cache`, stopping it afterwards.
-    static func withFlotilla<Result>(
+    public static func withFlotilla<Result>(
         extraArguments: [String] = [],
         _ body: (FlotillaAddresses) throws -> Result
     ) throws -> Result {
@@ -122,12 +135,14 @@ final class PeerProcess {
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw PeerError(description: "flotilla binary not found at \(path); run `swift build` or set FLOTILLA_BIN")
         }
-        let readyFile = FileManager.default.temporaryDirectory
-            .appendingPathComponent("flotilla-ready-\(getpid())-\(UUID().uuidString).json").path
+        let readyFile = ReadyFile(
+            path: FileManager.default.temporaryDirectory
+                .appendingPathComponent("flotilla-ready-\(getpid())-\(UUID().uuidString).json").path
+        )
         let common = [
-            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json", "--ready-file", readyFile,
+            "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json", "--ready-file", readyFile.path,
         ]
-        let peer = try launch(name: name, path: path, arguments: arguments + common)
+        let peer = try launch(name: name, path: path, arguments: arguments + common, readyFile: readyFile)
         guard let addresses = peer.waitForReadyFile(readyFile, timeout: .seconds(20)) else {
             peer.stop()
             throw PeerError(
@@ -137,17 +152,15 @@ final class PeerProcess {
         return (peer, addresses)
     }
 
-    /// The data and admin ports of the ready file at `path`, once it is written; nil when the process exits
-    /// first or the timeout passes.
-    private func waitForReadyFile(_ path: String, timeout: Duration) -> FlotillaAddresses? {
+    /// The data and admin ports in `readyFile`, once it is written; nil when the process exits first or the
+    /// timeout passes.
+    private func waitForReadyFile(_ readyFile: ReadyFile, timeout: Duration) -> FlotillaAddresses? {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         while clock.now < deadline {
-            if let data = FileManager.default.contents(atPath: path),
-                let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                let listeners = object["listeners"] as? [String: String],
-                let dataPort = listeners["data"].flatMap(Self.port(of:)),
-                let adminPort = listeners["admin"].flatMap(Self.port(of:))
+            if let contents = readyFile.read(),
+                let dataPort = contents.port("data").flatMap(UInt16.init(exactly:)),
+                let adminPort = contents.port("admin").flatMap(UInt16.init(exactly:))
             {
                 return FlotillaAddresses(dataPort: dataPort, adminPort: adminPort)
             }
@@ -157,13 +170,14 @@ final class PeerProcess {
         return nil
     }
 
-    private static func port(of address: String) -> UInt16? {
-        address.split(separator: ":").last.flatMap { UInt16($0) }
-    }
-
     // MARK: Process control
 
-    static func launch(name: String, path: String, arguments: [String]) throws -> PeerProcess {
+    static func launch(
+        name: String,
+        path: String,
+        arguments: [String],
+        readyFile: ReadyFile? = nil
+    ) throws -> PeerProcess {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: path)
         process.arguments = arguments
@@ -183,7 +197,7 @@ final class PeerProcess {
         try process.run()
         let log = StderrLog()
         log.startDraining(errorPipe.fileHandleForReading)
-        return PeerProcess(name: name, process: process, stderrLog: log)
+        return PeerProcess(name: name, process: process, stderrLog: log, readyFile: readyFile)
     }
 
     /// True once a TCP connection to the port succeeds; false if the process exits or the timeout passes.
@@ -201,7 +215,8 @@ final class PeerProcess {
         return false
     }
 
-    /// SIGTERM, a bounded wait, then SIGKILL; always reaps the child.
+    /// SIGTERM, a bounded wait, then SIGKILL; always reaps the child and removes its ready file (which a
+    /// killed role leaves behind).
     func stop() {
         let pid = process.processIdentifier
         if process.isRunning {
@@ -214,6 +229,7 @@ final class PeerProcess {
         }
         // Reaps the child; after SIGKILL this cannot block for long.
         process.waitUntilExit()
+        readyFile?.remove()
     }
 
     private func waitForExit(timeout: Duration) {

@@ -9,26 +9,20 @@ import Glibc
 import Darwin
 #endif
 
-/// A `flotilla` process started by the demo.
+/// A role process started by the `Supervisor`.
 ///
-/// Spawned in a process group of its own, so that Ctrl-C at the terminal reaches the demo alone and
-/// the demo stops its children in order, and with a parent-death signal, so that none outlives the
-/// demo even when it is killed. It reports its ports in its ready file (`--ready-file`); its
-/// standard error is drained on a thread of its own (a child that logs more than a pipe holds
-/// would otherwise stall) and kept for error messages.
-final class DemoChild: Sendable {
-    /// The ports a child reported in its ready file.
-    struct Listeners: Sendable {
-        var data: Int
-        var admin: Int
-    }
-
-    let name: String
-    let process: ChildProcess
+/// Spawned in a process group of its own, so that Ctrl-C at the terminal reaches the supervisor
+/// alone and it stops its children in order, and with a parent-death signal, so that none
+/// outlives the supervisor even when it is killed. It reports its ports in its ready file
+/// (`--ready-file`); its standard error is drained on a thread of its own (a child that logs more
+/// than a pipe holds would otherwise stall) and kept for error messages.
+public final class SupervisedProcess: Sendable {
+    public let name: String
+    public let process: ChildProcess
     private let log: ChildLog
     private let readyFile: ReadyFile
 
-    var pid: pid_t { process.pid }
+    public var pid: pid_t { process.pid }
 
     private init(name: String, process: ChildProcess, log: ChildLog, readyFile: ReadyFile) {
         self.name = name
@@ -39,7 +33,7 @@ final class DemoChild: Sendable {
 
     /// The running executable, to start children of the same build. `/proc/self/exe` still
     /// names it when the file was replaced by a rebuild meanwhile.
-    static var executablePath: String {
+    public static var executablePath: String {
         #if os(Linux)
         "/proc/self/exe"
         #else
@@ -48,7 +42,7 @@ final class DemoChild: Sendable {
     }
 
     /// A readable name for the executable, for the children's `argv[0]`.
-    static var executableName: String {
+    public static var executableName: String {
         #if os(Linux)
         var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
@@ -59,17 +53,24 @@ final class DemoChild: Sendable {
         return CommandLine.arguments[0]
     }
 
-    static func spawn(name: String, arguments: [String]) async throws -> DemoChild {
+    /// Starts `executable` (default: this process's own, for children of the same build) with
+    /// `arguments` and `--ready-file` added.
+    public static func spawn(
+        name: String,
+        arguments: [String],
+        executable: String = executablePath,
+        argumentZero: String = executableName
+    ) async throws -> SupervisedProcess {
         let readyFile = ReadyFile(
             path: FileManager.default.temporaryDirectory
-                .appendingPathComponent("flotilla-demo-\(getpid())-\(UUID().uuidString).json").path
+                .appendingPathComponent("flotilla-child-\(getpid())-\(UUID().uuidString).json").path
         )
         let (readEnd, writeEnd) = try ChildProcess.makePipe()
         var configuration = ChildProcess.Configuration(
-            executable: executablePath,
+            executable: executable,
             arguments: arguments + ["--ready-file", readyFile.path]
         )
-        configuration.argumentZero = executableName
+        configuration.argumentZero = argumentZero
         configuration.standardOutput = .null
         configuration.standardError = .descriptor(writeEnd)
         let process: ChildProcess
@@ -82,20 +83,18 @@ final class DemoChild: Sendable {
         }
         close(writeEnd)
         let log = ChildLog()
-        log.startDraining(readEnd, threadName: "demo.\(name).stderr")
-        return DemoChild(name: name, process: process, log: log, readyFile: readyFile)
+        log.startDraining(readEnd, threadName: "child.\(name).stderr")
+        return SupervisedProcess(name: name, process: process, log: log, readyFile: readyFile)
     }
 
-    // MARK: Listeners
+    // MARK: Readiness
 
     /// Waits for the ready file; throws, with the child's last words, when it exits first or the
     /// timeout passes.
-    func waitForListeners(timeout: Duration) async throws -> Listeners {
+    public func waitUntilReady(timeout: Duration) async throws -> ReadyFile.Contents {
         let deadline = ContinuousClock.now + timeout
         while true {
-            if let ready = readyFile.read(), let data = ready.port("data"), let admin = ready.port("admin") {
-                return Listeners(data: data, admin: admin)
-            }
+            if let ready = readyFile.read() { return ready }
             if log.ended || process.hasExited() {
                 // The last lines may still be in the pipe: give the drain a moment.
                 try await Task.sleep(for: .milliseconds(50))
@@ -111,32 +110,32 @@ final class DemoChild: Sendable {
     }
 
     /// The last lines the child wrote, for error messages.
-    func lastWords() -> String {
+    public func lastWords() -> String {
         let lines = log.tail()
         return lines.isEmpty ? "(it wrote nothing)" : lines.suffix(5).joined(separator: " | ")
     }
 
     // MARK: Signals and exit
 
-    func send(_ signal: Int32) { process.send(signal) }
+    public func send(_ signal: Int32) { process.send(signal) }
 
-    func hasExited() -> Bool { process.hasExited() }
+    public func hasExited() -> Bool { process.hasExited() }
 
     /// How the child ended, in words; nil while it runs.
-    var exitDescription: String? { process.termination?.description }
+    public var exitDescription: String? { process.termination?.description }
 
-    func waitForExit(timeout: Duration) async -> Bool {
+    public func waitForExit(timeout: Duration) async -> Bool {
         await process.waitForExit(timeout: timeout, interval: .milliseconds(10))
     }
 
     /// SIGTERM (the child drains), then SIGKILL after `grace`; the child is reaped either way.
-    func stop(grace: Duration) async {
+    public func stop(grace: Duration) async {
         await process.stop(grace: grace)
         readyFile.remove()
     }
 
     /// SIGKILL, no drain: a crash, as far as its peers can tell.
-    func crash() async {
+    public func crash() async {
         await process.crash()
         readyFile.remove()
     }

@@ -11,18 +11,24 @@ import Darwin
 /// Like `PeerProcess`, a nutcracker is only handed out inside a scope (`withNutcracker`) whose exit stops and reaps
 /// it, whether the body returns or throws. Each one gets its own configuration, log and pid files in a fresh
 /// temporary directory, its own loopback ports, and its stats listener on loopback too.
-enum Nutcracker {
+public enum Nutcracker {
     /// One pool's settings, written as nutcracker's YAML configuration.
-    struct Pool {
+    public struct Pool {
         /// `HOST:PORT:WEIGHT` lines, in order.
         var servers: [String]
         /// twemproxy's `hash:` name (`fnv1a_64`, `md5`, …).
         var hash: String
-        var distribution = "ketama"
+        var distribution: String
+
+        public init(servers: [String], hash: String, distribution: String = "ketama") {
+            self.servers = servers
+            self.hash = hash
+            self.distribution = distribution
+        }
     }
 
     /// The nutcracker executable: `$NUTCRACKER_BIN`, else the usual package locations; nil when not installed.
-    static var path: String? {
+    public static var path: String? {
         let environment = ProcessInfo.processInfo.environment
         let candidates =
             [environment["NUTCRACKER_BIN"]].compactMap { $0 } + [
@@ -33,18 +39,18 @@ enum Nutcracker {
     }
 
     /// Why nutcracker-based tests cannot run here, phrased for the person reading the test log.
-    static let missingMessage =
+    public static let missingMessage =
         "nutcracker or memcached is not installed; install them (e.g. `apt-get install nutcracker memcached`) "
         + "or set NUTCRACKER_BIN and MEMCACHED_BIN"
 
     /// Whether nutcracker-based tests should run: always under CI (so that a missing binary fails loudly), otherwise
     /// only when both nutcracker and memcached are installed.
-    static var testsEnabled: Bool {
+    public static var testsEnabled: Bool {
         (path != nil && PeerProcess.memcachedPath != nil) || PeerProcess.isCI
     }
 
     /// Runs `body` with the listen port of a fresh nutcracker serving `pool`, stopping it afterwards.
-    static func withNutcracker<Result>(_ pool: Pool, _ body: (UInt16) throws -> Result) throws -> Result {
+    public static func withNutcracker<Result>(_ pool: Pool, _ body: (UInt16) throws -> Result) throws -> Result {
         guard let path else { throw PeerProcess.PeerError(description: missingMessage) }
         let directory = FileManager.default.temporaryDirectory
             .appendingPathComponent("flotilla-nutcracker-\(UUID().uuidString)")
@@ -75,7 +81,7 @@ enum Nutcracker {
 
     /// Runs `body` with a memcached listening on `127.0.0.1:port`, for the one test that needs a fixed port
     /// (nutcracker hashes a server on 11211 by its host alone). Throws if memcached does not come up there.
-    static func withMemcached<Result>(port: UInt16, _ body: () throws -> Result) throws -> Result {
+    public static func withMemcached<Result>(port: UInt16, _ body: () throws -> Result) throws -> Result {
         guard let path = PeerProcess.memcachedPath else {
             throw PeerProcess.PeerError(description: PeerProcess.memcachedMissingMessage)
         }
@@ -90,7 +96,7 @@ enum Nutcracker {
     }
 
     /// Whether nothing listens on `127.0.0.1:port` right now (a bind succeeds).
-    static func loopbackPortIsFree(_ port: UInt16) -> Bool {
+    public static func loopbackPortIsFree(_ port: UInt16) -> Bool {
         guard let fd = LoopbackSocket.open() else { return false }
         defer { _ = close(fd) }
         var address = LoopbackSocket.address(port: port)

@@ -7,29 +7,33 @@ import Darwin
 #endif
 
 /// One finished run of a command: its exit status and everything it wrote.
-struct CommandRun: Sendable, CustomStringConvertible {
+public struct CommandRun: Sendable, CustomStringConvertible {
     /// Failures to start a command.
-    struct RunError: Error, CustomStringConvertible {
-        var description: String
+    public struct RunError: Error, CustomStringConvertible {
+        public var description: String
+
+        public init(description: String) {
+            self.description = description
+        }
     }
 
     var arguments: [String]
     /// The exit status, or 128 + the signal number when a signal ended it.
-    var status: Int32
-    var stdout: String
-    var stderr: String
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
     /// True when the hard timeout passed and the command was killed.
-    var timedOut: Bool
+    public var timedOut: Bool
     var elapsed: Duration
 
     /// For failure messages: the command, how it ended, and what it said.
-    var description: String {
+    public var description: String {
         let ending = timedOut ? "killed after timeout" : "exit \(status)"
         return "`\(arguments.joined(separator: " "))` (\(ending), \(elapsed)):\nstdout: \(stdout)\nstderr: \(stderr)"
     }
 
     /// Runs `flotilla ARGUMENTS` (the binary `PeerProcess.flotillaPath()` finds) to completion.
-    static func flotilla(_ arguments: [String], timeout: Duration = .seconds(30)) throws -> CommandRun {
+    public static func flotilla(_ arguments: [String], timeout: Duration = .seconds(30)) throws -> CommandRun {
         let path = PeerProcess.flotillaPath()
         guard FileManager.default.isExecutableFile(atPath: path) else {
             throw RunError(description: "flotilla binary not found at \(path); run `swift build` or set FLOTILLA_BIN")

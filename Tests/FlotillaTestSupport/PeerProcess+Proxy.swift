@@ -24,7 +24,7 @@ extension PeerProcess {
     /// setting of the tests that compare the proxy with one memcached. The long shard timeout keeps a late
     /// shard reply on a loaded machine from turning into a retry or a failover, which reorder writes
     /// (failover has its own tests).
-    static func withReferenceAndProxy(
+    public static func withReferenceAndProxy(
         _ body: (_ referencePort: UInt16, _ proxy: FlotillaAddresses) throws -> Void
     ) throws {
         try withMemcached { referencePort in
