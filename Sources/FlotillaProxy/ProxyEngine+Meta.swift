@@ -36,7 +36,7 @@ extension ProxyConnectionHandler {
             metaGet(
                 bytes,
                 key: request.key,
-                replicas: context.readReplicas(request.key),
+                replicas: proxy.readReplicas(request.key),
                 tried: [],
                 quiet: quiet,
                 slot: slot,
@@ -45,7 +45,7 @@ extension ProxyConnectionHandler {
         case .debug:
             MemcacheForwarding.writeMeta(request, into: &bytes)
             let slot = openSlot(.metaDebug)
-            guard let primary = context.readReplicas(request.key).first else {
+            guard let primary = proxy.readReplicas(request.key).first else {
                 finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
                 return
             }
@@ -86,7 +86,7 @@ extension ProxyConnectionHandler {
     func compareAndSwapMeta(_ request: MetaRequest, bytes: ByteBuffer, quiet: ((ShardReply) -> Bool)?) {
         let slot = openSlot(request.operation)
         noteWrite(request.key)
-        let replicas = context.liveReplicas(request.key)
+        let replicas = proxy.liveReplicas(request.key)
         guard let primary = replicas.first else {
             finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
             return
@@ -107,7 +107,7 @@ extension ProxyConnectionHandler {
             if let code = reply.metaCode, code == "HD" || code == "VA" {
                 for replica in replicas where replica != primary {
                     self.send(copy, to: replica, expecting: .meta, retries: 2) { result in
-                        if case .failure = result { self.context.health.addHint(replica, key: request.key) }
+                        if case .failure = result { self.proxy.health.addHint(replica, key: request.key) }
                     }
                 }
             }

@@ -17,7 +17,7 @@ extension ProxyConnectionHandler {
         let slot = openSlot(request.operation)
         let state = RetrievalState(keys: Array(request.keys))
         for index in request.keys.indices {
-            let replicas = context.readReplicas(request.keys[index])
+            let replicas = proxy.readReplicas(request.keys[index])
             state.replicas[index] = replicas
         }
         retrievalRound(request, state: state, slot: slot)
@@ -28,7 +28,7 @@ extension ProxyConnectionHandler {
     func retrieveOne(_ request: RetrievalRequest) {
         let slot = openSlot(request.operation)
         let key = request.keys[0]
-        let replicas = context.readReplicas(key)
+        let replicas = proxy.readReplicas(key)
         guard !replicas.isEmpty else {
             finish(slot, lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
             return
@@ -52,11 +52,11 @@ extension ProxyConnectionHandler {
         let slot = read.slot
         switch result {
         case .success(.value(let value)):
-            context.counters.add(.getHits)
+            proxy.counters.add(.getHits)
             finish(slot, hits: value.raw)
             return
         case .success(.values(let values)) where !values.isEmpty:
-            context.counters.add(.getHits)
+            proxy.counters.add(.getHits)
             finish(slot, hits: values[0].raw)
             return
         default:
@@ -109,7 +109,7 @@ extension ProxyConnectionHandler {
                 }
             } else {
                 target = untried[0]
-                context.counters.add(.fallbackReads)
+                proxy.counters.add(.fallbackReads)
             }
             state.tried[index].append(target)
             groups[target, default: []].append(index)
@@ -180,10 +180,10 @@ extension ProxyConnectionHandler {
             hits += 1
         }
         reply.writeStaticString("END\r\n")
-        context.counters.add(.getHits, hits)
-        context.counters.add(.getMisses, UInt64(state.keys.count) - hits)
+        proxy.counters.add(.getHits, hits)
+        proxy.counters.add(.getMisses, UInt64(state.keys.count) - hits)
         finish(slot, reply, failed: false)
-        if context.configuration.readRepair { readRepair(state) }
+        if proxy.configuration.readRepair { readRepair(state) }
     }
 
     /// Reads that must see one server's state go to the primary: CAS uniques (gets/gats), reads
@@ -206,7 +206,7 @@ extension ProxyConnectionHandler {
         var touch = ByteBuffer()
         MemcacheForwarding.writeTouch(key: key, exptime: exptime, into: &touch)
         // A recovering replica serves no reads but takes writes, this one included.
-        let targets = context.health.anyRecovering ? context.liveReplicas(key) : replicas
+        let targets = proxy.health.anyRecovering ? proxy.liveReplicas(key) : replicas
         for replica in targets where replica != target {
             shards.links[replica].call(touch, expecting: .line) { _ in }
         }
@@ -245,7 +245,7 @@ extension ProxyConnectionHandler {
                     into: &repair
                 )
                 for target in targets {
-                    self.context.counters.add(.readRepairs)
+                    self.proxy.counters.add(.readRepairs)
                     self.shards.links[target].call(repair, expecting: .line) { _ in }
                 }
             }

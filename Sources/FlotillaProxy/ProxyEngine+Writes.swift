@@ -17,7 +17,7 @@ extension ProxyConnectionHandler {
         // other replicas as a plain set.
         let slot = openSlot(.cas)
         noteWrite(request.key)
-        let replicas = context.liveReplicas(request.key)
+        let replicas = proxy.liveReplicas(request.key)
         guard let primary = replicas.first else {
             finish(slot, request.noreply ? nil : lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
             return
@@ -39,7 +39,7 @@ extension ProxyConnectionHandler {
                 copy.mode = .set
                 var set = ByteBuffer()
                 MemcacheForwarding.writeStorage(copy, into: &set)
-                let required = self.context.configuration.consistency.required(of: replicas.count)
+                let required = self.proxy.configuration.consistency.required(of: replicas.count)
                 var acknowledged = 1
                 var failures = 0
                 if acknowledged >= required { self.finish(slot, request.noreply ? nil : line.raw, failed: false) }
@@ -49,13 +49,13 @@ extension ProxyConnectionHandler {
                             acknowledged += 1
                         } else {
                             failures += 1
-                            self.context.health.addHint(replica, key: request.key)
+                            self.proxy.health.addHint(replica, key: request.key)
                         }
                         guard !self.isDone(slot) else { return }
                         if acknowledged >= required {
                             self.finish(slot, request.noreply ? nil : line.raw, failed: false)
                         } else if failures > replicas.count - required {
-                            self.context.counters.add(.replicationFailures)
+                            self.proxy.counters.add(.replicationFailures)
                             let message = "SERVER_ERROR replication failed: the swap was stored on the primary only"
                             self.finish(slot, request.noreply ? nil : self.lineBuffer(message), failed: true)
                         }
@@ -90,17 +90,17 @@ extension ProxyConnectionHandler {
     ) {
         let slot = openSlot(operation)
         noteWrite(key)
-        let live = context.liveReplicas(key)
-        for home in context.homeReplicas(key) where !context.health.isLive(home) {
-            context.health.addHint(home, key: key)
-            context.counters.add(.hintsQueued)
+        let live = proxy.liveReplicas(key)
+        for home in proxy.homeReplicas(key) where !proxy.health.isLive(home) {
+            proxy.health.addHint(home, key: key)
+            proxy.counters.add(.hintsQueued)
         }
         guard !live.isEmpty else {
             finish(slot, noreply ? nil : lineBuffer("SERVER_ERROR no live shard for the key"), failed: true)
             return
         }
         let gather = WriteGather(
-            required: context.configuration.consistency.required(of: live.count),
+            required: proxy.configuration.consistency.required(of: live.count),
             total: live.count,
             primary: live[0],
             slot: slot,
@@ -143,7 +143,7 @@ extension ProxyConnectionHandler {
             gather.failures += 1
             // Retries are spent: the replica may have missed the write; the supervisor
             // copies the key's current value to it once it answers again.
-            context.health.addHint(replica, key: gather.key)
+            proxy.health.addHint(replica, key: gather.key)
         }
         guard !gather.replied, !isDone(gather.slot) else { return }
         if let reply = gather.decided {
@@ -152,7 +152,7 @@ extension ProxyConnectionHandler {
             finish(gather.slot, suppressed ? nil : reply.raw, failed: reply.isFailure)
         } else if gather.failures > gather.total - gather.required {
             gather.replied = true
-            context.counters.add(.replicationFailures)
+            proxy.counters.add(.replicationFailures)
             let line =
                 "SERVER_ERROR replication failed: \(gather.failures) of \(gather.total) replicas failed, "
                 + "\(gather.required) must acknowledge"
@@ -181,7 +181,7 @@ extension ProxyConnectionHandler {
         let slot = openSlot(.flushAll)
         var bytes = ByteBuffer()
         MemcacheForwarding.writeFlushAll(delay: delay, into: &bytes)
-        let live = (0..<context.health.count).filter { context.health.isLive($0) }
+        let live = (0..<proxy.health.count).filter { proxy.health.isLive($0) }
         if noreply { finish(slot, nil) }
         guard !live.isEmpty else {
             finish(slot, noreply ? nil : lineBuffer("SERVER_ERROR no live shard"), failed: true)

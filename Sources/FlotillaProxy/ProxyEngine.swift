@@ -33,7 +33,7 @@ extension ProxyConnectionHandler {
             flushAll(delay: delay, noreply: noreply)
         case .version:
             let slot = openSlot(.version)
-            finish(slot, line: "VERSION \(context.version)", failed: false)
+            finish(slot, line: "VERSION \(proxy.version)", failed: false)
         case .verbosity(let noreply):
             let slot = openSlot(.verbosity)
             if noreply { finish(slot, nil) } else { finish(slot, line: "OK", failed: false) }
@@ -79,25 +79,25 @@ extension ProxyConnectionHandler {
             reply.writeStaticString("END\r\n")
             return reply
         }
-        let health = context.health.snapshot()
-        let uptime = ContinuousClock.now - context.startedAt
+        let health = proxy.health.snapshot()
+        let uptime = ContinuousClock.now - proxy.startedAt
         var lines: [(String, String)] = [
             ("pid", "\(getpid())"),
             ("uptime", "\(uptime.components.seconds)"),
-            ("version", context.version),
+            ("version", proxy.version),
             ("shards", "\(health.count)"),
             ("shards_down", "\(health.filter(\.down).count)"),
-            ("replicas", "\(context.configuration.replicas)"),
-            ("consistency", context.configuration.consistency.rawValue),
-            ("get_hits", "\(context.counters[.getHits])"),
-            ("get_misses", "\(context.counters[.getMisses])"),
-            ("fallback_reads", "\(context.counters[.fallbackReads])"),
-            ("read_repairs", "\(context.counters[.readRepairs])"),
-            ("replication_failures", "\(context.counters[.replicationFailures])"),
-            ("hints_queued", "\(context.counters[.hintsQueued])"),
+            ("replicas", "\(proxy.configuration.replicas)"),
+            ("consistency", proxy.configuration.consistency.rawValue),
+            ("get_hits", "\(proxy.counters[.getHits])"),
+            ("get_misses", "\(proxy.counters[.getMisses])"),
+            ("fallback_reads", "\(proxy.counters[.fallbackReads])"),
+            ("read_repairs", "\(proxy.counters[.readRepairs])"),
+            ("replication_failures", "\(proxy.counters[.replicationFailures])"),
+            ("hints_queued", "\(proxy.counters[.hintsQueued])"),
         ]
         for (index, shard) in health.enumerated() {
-            let name = context.configuration.shards[index].address
+            let name = proxy.configuration.shards[index].address
             lines.append(("shard:\(name):state", shard.down ? "down" : shard.recovering ? "recovering" : "up"))
             lines.append(("shard:\(name):pending_hints", "\(shard.pendingHints)"))
             lines.append(("shard:\(name):hints_replayed", "\(shard.hintsReplayed)"))

@@ -4,31 +4,8 @@ import FlotillaServer
 import NIOCore
 import NIOExtras
 
-/// A client request's place in its connection's reply order: a handle on its reply, which lives
-/// inline in the connection's queue (no allocation per request). Replies leave in request order,
-/// whatever order the shards answer in.
-struct ReplySlot {
-    /// The request's place in its connection's order.
-    let sequence: UInt64
-}
-
-/// The reply to one client request, filled in when the shards have answered.
-struct PendingReply {
-    var bytes: ByteBuffer?
-    /// `END\r\n` follows `bytes`: a get's hit is forwarded as the shard's slice, without a copy.
-    var endsRetrieval = false
-    var done = false
-    let operation: MemcacheOperation
-    let start: UInt64
-
-    init(operation: MemcacheOperation, start: UInt64) {
-        self.operation = operation
-        self.start = start
-    }
-}
-
 /// One client connection of the proxy: decodes pipelined requests, hands each to the engine,
-/// and writes the replies in order as they complete.
+/// and writes the replies in order as they complete, as its `ClientPipeline` decides.
 ///
 /// Bounded: at most `maxPendingRequests` requests of a client are in progress; past that the
 /// handler stops reading from it until replies have gone out.
@@ -40,40 +17,26 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     static let maxPendingRequests = 1024
 
     private var decoder: MemcacheRequestDecoder
-    let context: ProxyContext
+    /// What every connection shares: settings, placement, shard health, counters.
+    let proxy: ProxyContext
     let shards: LoopShards
     private let recorder: OperationRecorder.Shard
     private var channelContext: ChannelHandlerContext?
     private var inbound: ByteBuffer?
-    /// The replies of requests `sequence - slots.count + 1 ... sequence`, oldest first.
-    /// A `Deque`: it holds its elements as they are, where `CircularBuffer` holds optionals that
-    /// Swift copies and destroys through generic value witnesses on every request.
-    private var slots = Deque<PendingReply>()
+    /// Reply order, bounds, hold and close: the decisions, without I/O.
+    private var pipeline = ClientPipeline(maxPending: ProxyConnectionHandler.maxPendingRequests)
     private var outbound = ByteBuffer()
-    private var paused = false
-    /// A compare-and-swap waits for the primary's answer before its copies go to the other
-    /// replicas: later requests of this client wait with it, so that none overtakes a copy.
-    private var held = false
-    private var processing = false
     /// Replies wait in `outbound` for the end of a shard read (`LoopWrites`).
     private var repliesHeld = false
-    private var pendingRead = false
-    private var draining = false
-    private(set) var closing = false
-    /// A `quit` or a protocol error: close once the replies before it are out.
-    private var closeAfterReplies = false
-    /// Requests started on this connection, in order.
-    private(set) var sequence: UInt64 = 0
-    /// Keys this client wrote while replies were outstanding, with the sequence of the last write:
-    /// a later read of such a key goes to the primary, where the write arrived first, and a read
-    /// issued before the write never falls back to a replica after it. Cleared when no request is
-    /// in progress, so it stays as small as the client's pipeline.
-    private var recentWrites: [ByteBuffer: UInt64] = [:]
 
-    init(decoder: MemcacheRequestDecoder, context: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard)
-    {
+    /// The connection is closing or closed: nothing more is started or written.
+    var closing: Bool { pipeline.closing }
+    /// Requests started on this connection, in order.
+    var sequence: UInt64 { pipeline.sequence }
+
+    init(decoder: MemcacheRequestDecoder, proxy: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard) {
         self.decoder = decoder
-        self.context = context
+        self.proxy = proxy
         self.shards = shards
         self.recorder = recorder
     }
@@ -95,14 +58,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// Decodes and starts requests while the client has room.
     private func process() {
-        guard !closing, !closeAfterReplies, !processing, inbound != nil else { return }
-        processing = true
-        while !held, slots.count < Self.maxPendingRequests, let request = decoder.decode(buffer: &inbound!) {
+        guard inbound != nil, pipeline.beginProcessing() else { return }
+        while pipeline.canStartRequest, let request = decoder.decode(buffer: &inbound!) {
             execute(request)
-            if closeAfterReplies || closing { break }
         }
-        processing = false
-        paused = slots.count >= Self.maxPendingRequests
+        pipeline.endProcessing()
         if let buffer = inbound {
             if buffer.readableBytes == 0 {
                 inbound = nil
@@ -115,32 +75,22 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// A new reply slot at the end of the queue.
     func openSlot(_ operation: MemcacheOperation) -> ReplySlot {
-        sequence &+= 1
-        slots.append(PendingReply(operation: operation, start: NIODeadline.now().uptimeNanoseconds))
-        return ReplySlot(sequence: sequence)
-    }
-
-    /// The queue position of `slot`, nil once its reply has left (it was done then).
-    private func position(of slot: ReplySlot) -> Int? {
-        let fromEnd = sequence &- slot.sequence
-        guard fromEnd < UInt64(slots.count) else { return nil }
-        return slots.count - 1 - Int(fromEnd)
+        pipeline.open(operation, now: NIODeadline.now().uptimeNanoseconds)
     }
 
     /// Whether `slot` has its reply.
     func isDone(_ slot: ReplySlot) -> Bool {
-        guard let position = position(of: slot) else { return true }
-        return slots[position].done
+        pipeline.isDone(slot)
     }
 
     /// Notes a write of `key` by the request being started.
     func noteWrite(_ key: ByteBuffer) {
-        recentWrites[key] = sequence
+        pipeline.noteWrite(key)
     }
 
     /// The sequence of this client's last write of `key` still in the window, if any.
     func lastWrite(_ key: ByteBuffer) -> UInt64? {
-        recentWrites.isEmpty ? nil : recentWrites[key]
+        pipeline.lastWrite(key)
     }
 
     /// Fills `slot` (nil bytes: nothing to send, as for noreply) and writes what is ready.
@@ -154,16 +104,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     }
 
     private func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool, failed: Bool) {
-        guard let position = position(of: slot), !slots[position].done else { return }
-        slots[position].bytes = bytes
-        slots[position].endsRetrieval = endsRetrieval
-        slots[position].done = true
+        guard let finished = pipeline.finish(slot, bytes, endsRetrieval: endsRetrieval) else { return }
         recorder.record(
-            slots[position].operation.rawValue,
-            nanoseconds: NIODeadline.now().uptimeNanoseconds &- slots[position].start,
+            finished.operation.rawValue,
+            nanoseconds: NIODeadline.now().uptimeNanoseconds &- finished.start,
             failed: failed
         )
-        if position == slots.startIndex { writeReady() }
+        if finished.atHead { writeReady() }
     }
 
     func finish(_ slot: ReplySlot, line: String, failed: Bool = true) {
@@ -175,44 +122,29 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// Writes every completed reply at the head of the queue, in order. Replies completed while
     /// this client's requests are being started, or while a shard read is delivering replies,
-    /// gather in `outbound` and leave in one write when that is over.
+    /// gather in `outbound` and leave in one write when that is over. This is the one place a
+    /// reply leaves from (`flushReplies` sends what it gathered).
     private func writeReady() {
         guard let context = channelContext else { return }
-        while !slots.isEmpty, slots[0].done {
-            let reply = slots.removeFirst()
-            if let bytes = reply.bytes {
-                if reply.endsRetrieval {
-                    outbound.writeRetrievalReply(hits: bytes)
+        let idle = decoder.isIdle && inbound == nil
+        for action in pipeline.takeReady(into: &outbound, decoderIdle: idle) {
+            switch action {
+            case .sendReplies:
+                if shards.writes.holdingReplies {
+                    if !repliesHeld {
+                        repliesHeld = true
+                        shards.writes.repliesHeld(self)
+                    }
                 } else {
-                    outbound.writeImmutableBuffer(bytes)
+                    sendReplies(context)
                 }
-            }
-        }
-        if slots.isEmpty, !recentWrites.isEmpty { recentWrites.removeAll(keepingCapacity: true) }
-        // `process()` calls this again when it is done.
-        if processing { return }
-        if outbound.readableBytes > 0 {
-            if shards.writes.holdingReplies {
-                if !repliesHeld {
-                    repliesHeld = true
-                    shards.writes.repliesHeld(self)
-                }
-            } else {
+            case .close:
                 sendReplies(context)
-            }
-        }
-        if slots.isEmpty, closeAfterReplies || (draining && decoder.isIdle && inbound == nil) {
-            sendReplies(context)
-            closing = true
-            context.close(promise: nil)
-            return
-        }
-        if paused, slots.count < Self.maxPendingRequests / 2 {
-            paused = false
-            process()
-            if pendingRead, !paused {
-                pendingRead = false
-                context.read()
+                context.close(promise: nil)
+                return
+            case .resume:
+                process()
+                if pipeline.takePendingRead() { context.read() }
             }
         }
     }
@@ -220,7 +152,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     /// Writes the replies held during a shard read (`LoopWrites` calls it when the read is over).
     func flushReplies() {
         repliesHeld = false
-        guard let context = channelContext, !closing else { return }
+        guard let context = channelContext, !pipeline.closing else { return }
         sendReplies(context)
     }
 
@@ -238,37 +170,28 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
 
     /// Starts no further request of this client until `releasePipeline()`.
     func holdPipeline() {
-        held = true
+        pipeline.hold()
     }
 
     /// Resumes the requests held back by `holdPipeline()`.
     func releasePipeline() {
-        guard held else { return }
-        held = false
-        guard !processing else { return }
+        guard pipeline.release() else { return }
         process()
-        if pendingRead, !paused, !held {
-            pendingRead = false
-            channelContext?.read()
-        }
+        if pipeline.takePendingRead() { channelContext?.read() }
     }
 
     /// Close the connection once every earlier reply is written.
     func closeWhenReplied() {
-        closeAfterReplies = true
+        pipeline.closeWhenReplied()
     }
 
     func read(context: ChannelHandlerContext) {
-        if paused || held {
-            pendingRead = true
-        } else {
-            context.read()
-        }
+        if pipeline.readRequested() { context.read() }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is ChannelShouldQuiesceEvent {
-            draining = true
+            pipeline.quiesce()
             writeReady()
         } else {
             context.fireUserInboundEventTriggered(event)
@@ -276,7 +199,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        closing = true
+        pipeline.closed()
         channelContext = nil
         context.fireChannelInactive()
     }

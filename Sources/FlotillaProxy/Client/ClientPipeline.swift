@@ -1,0 +1,224 @@
+import DequeModule
+import FlotillaMemcache
+import NIOCore
+
+/// A client request's place in its connection's reply order: a handle on its reply, which lives
+/// inline in the connection's queue (no allocation per request).
+struct ReplySlot {
+    /// The request's place in its connection's order.
+    let sequence: UInt64
+}
+
+/// The reply to one client request, filled in when the shards have answered.
+struct PendingReply {
+    var bytes: ByteBuffer?
+    /// `END\r\n` follows `bytes`: a get's hit is forwarded as the shard's slice, without a copy.
+    var endsRetrieval = false
+    var done = false
+    let operation: MemcacheOperation
+    let start: UInt64
+
+    init(operation: MemcacheOperation, start: UInt64) {
+        self.operation = operation
+        self.start = start
+    }
+}
+
+/// The state of one client connection of the proxy, without I/O: the replies in request order
+/// whatever order the shards answer in, the bound on requests in progress, the pipeline hold of
+/// a compare-and-swap, and when to read, resume and close (STYLE.md rule 2: the channel handler
+/// only interprets what this returns).
+///
+/// Bounded: at most `maxPending` requests are in progress; past that no request is started and
+/// no read is asked for until the replies have gone out below half of it.
+struct ClientPipeline {
+    /// What the handler must do after an event.
+    enum Action: Equatable {
+        /// Write the replies gathered in the outbound buffer (now, or at the end of the shard read).
+        case sendReplies
+        /// Write what is gathered, then close the connection: every earlier reply is out.
+        case close
+        /// Start the requests already received (room was made, or the pipeline was released).
+        case resume
+    }
+
+    let maxPending: Int
+    /// The replies of requests `sequence - slots.count + 1 ... sequence`, oldest first.
+    /// A `Deque`: it holds its elements as they are, where `CircularBuffer` holds optionals that
+    /// Swift copies and destroys through generic value witnesses on every request.
+    private var slots = Deque<PendingReply>()
+    /// Requests started on this connection, in order.
+    private(set) var sequence: UInt64 = 0
+    /// Keys this client wrote while replies were outstanding, with the sequence of the last write:
+    /// a later read of such a key goes to the primary, where the write arrived first, and a read
+    /// issued before the write never falls back to a replica after it. Cleared when no request is
+    /// in progress, so it stays as small as the client's pipeline.
+    private var recentWrites: [ByteBuffer: UInt64] = [:]
+
+    /// No request is started (too many in progress) until replies have gone out.
+    private(set) var paused = false
+    /// A compare-and-swap waits for the primary's answer before its copies go to the other
+    /// replicas: later requests of this client wait with it, so that none overtakes a copy.
+    private(set) var held = false
+    /// Requests are being started: replies gather until that is over.
+    private(set) var processing = false
+    /// A read was asked for while paused or held: it is done on resuming.
+    private var pendingRead = false
+    /// The server drains: close once idle.
+    private var draining = false
+    /// The connection is closing or closed: nothing more is started or written.
+    private(set) var closing = false
+    /// A `quit` or a protocol error: close once the replies before it are out.
+    private(set) var closeAfterReplies = false
+
+    init(maxPending: Int) {
+        self.maxPending = maxPending
+    }
+
+    // MARK: Starting requests
+
+    /// Whether requests may be started now; if so, they are being started until `endProcessing`.
+    mutating func beginProcessing() -> Bool {
+        guard !closing, !closeAfterReplies, !processing else { return false }
+        processing = true
+        return true
+    }
+
+    /// Whether one more request may start in this round of processing.
+    var canStartRequest: Bool {
+        !held && slots.count < maxPending && !closeAfterReplies && !closing
+    }
+
+    mutating func endProcessing() {
+        processing = false
+        paused = slots.count >= maxPending
+    }
+
+    /// A new reply slot at the end of the queue, for a request started at `now` (nanoseconds).
+    mutating func open(_ operation: MemcacheOperation, now: UInt64) -> ReplySlot {
+        sequence &+= 1
+        slots.append(PendingReply(operation: operation, start: now))
+        return ReplySlot(sequence: sequence)
+    }
+
+    /// The queue position of `slot`, nil once its reply has left (it was done then).
+    private func position(of slot: ReplySlot) -> Int? {
+        let fromEnd = sequence &- slot.sequence
+        guard fromEnd < UInt64(slots.count) else { return nil }
+        return slots.count - 1 - Int(fromEnd)
+    }
+
+    /// Whether `slot` has its reply.
+    func isDone(_ slot: ReplySlot) -> Bool {
+        guard let position = position(of: slot) else { return true }
+        return slots[position].done
+    }
+
+    /// Notes a write of `key` by the request being started.
+    mutating func noteWrite(_ key: ByteBuffer) {
+        recentWrites[key] = sequence
+    }
+
+    /// The sequence of this client's last write of `key` still in the window, if any.
+    func lastWrite(_ key: ByteBuffer) -> UInt64? {
+        recentWrites.isEmpty ? nil : recentWrites[key]
+    }
+
+    // MARK: Replies
+
+    /// What finishing a slot gives the handler to record, and whether replies can leave now.
+    struct Finished {
+        var operation: MemcacheOperation
+        var start: UInt64
+        /// The slot was at the head of the queue: replies are ready to go out.
+        var atHead: Bool
+    }
+
+    /// Fills `slot` (nil bytes: nothing to send, as for noreply); nil when it was already done.
+    mutating func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool) -> Finished? {
+        guard let position = position(of: slot), !slots[position].done else { return nil }
+        slots[position].bytes = bytes
+        slots[position].endsRetrieval = endsRetrieval
+        slots[position].done = true
+        return Finished(
+            operation: slots[position].operation,
+            start: slots[position].start,
+            atHead: position == slots.startIndex
+        )
+    }
+
+    /// Moves every completed reply at the head of the queue into `outbound`, in order, and says
+    /// what to do next.
+    mutating func takeReady(
+        into outbound: inout ByteBuffer,
+        decoderIdle: @autoclosure () -> Bool
+    ) -> [Action] {
+        while !slots.isEmpty, slots[0].done {
+            let reply = slots.removeFirst()
+            if let bytes = reply.bytes {
+                if reply.endsRetrieval {
+                    outbound.writeRetrievalReply(hits: bytes)
+                } else {
+                    outbound.writeImmutableBuffer(bytes)
+                }
+            }
+        }
+        if slots.isEmpty, !recentWrites.isEmpty { recentWrites.removeAll(keepingCapacity: true) }
+        // Processing gathers the replies of the requests it starts, and ends with this call again.
+        if processing { return [] }
+        var actions: [Action] = []
+        if outbound.readableBytes > 0 { actions.append(.sendReplies) }
+        if slots.isEmpty, closeAfterReplies || (draining && decoderIdle()) {
+            closing = true
+            return [.close]
+        }
+        if paused, slots.count < maxPending / 2 {
+            paused = false
+            actions.append(.resume)
+        }
+        return actions
+    }
+
+    // MARK: Reads, hold, close
+
+    /// The channel asks to read: true to read now, false when it must wait for `resume`.
+    mutating func readRequested() -> Bool {
+        guard paused || held else { return true }
+        pendingRead = true
+        return false
+    }
+
+    /// After resuming: whether the read that was held back can be done now.
+    mutating func takePendingRead() -> Bool {
+        guard pendingRead, !paused, !held else { return false }
+        pendingRead = false
+        return true
+    }
+
+    /// Starts no further request until `release()`.
+    mutating func hold() {
+        held = true
+    }
+
+    /// Resumes the requests held back by `hold()`: true when they can be started now.
+    mutating func release() -> Bool {
+        guard held else { return false }
+        held = false
+        return !processing
+    }
+
+    /// Close once every earlier reply is written.
+    mutating func closeWhenReplied() {
+        closeAfterReplies = true
+    }
+
+    /// The server drains: close once the replies are out and no request is half received.
+    mutating func quiesce() {
+        draining = true
+    }
+
+    /// The connection closed.
+    mutating func closed() {
+        closing = true
+    }
+}
