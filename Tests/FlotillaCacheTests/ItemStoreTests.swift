@@ -1,3 +1,4 @@
+import FlotillaMemcache
 import NIOCore
 import Testing
 

@@ -135,17 +135,8 @@ struct CacheEngine {
 
     private mutating func store(_ request: StorageRequest, into out: inout ByteBuffer) -> Outcome {
         let now = clock.now
-        let mode: ItemStore.StoreMode =
-            switch request.mode {
-            case .set: .set
-            case .add: .add
-            case .replace: .replace
-            case .append: .append
-            case .prepend: .prepend
-            case .cas: .cas
-            }
         let write = ItemStore.Write(
-            mode: mode,
+            mode: request.mode,
             key: request.key,
             data: request.data,
             flags: request.flags,
@@ -160,7 +151,7 @@ struct CacheEngine {
         switch outcome {
         case .stored:
             reply = "STORED"
-            if mode == .cas { counters.add(.casHits) }
+            if request.mode == .cas { counters.add(.casHits) }
         case .notStored:
             reply = "NOT_STORED"
         case .exists:

@@ -3,7 +3,8 @@ import NIOCore
 
 /// memcached's item operations (`do_store_item`, `do_add_delta`, touch, delete) on one stripe.
 extension ItemStore {
-    enum StoreMode { case set, add, replace, append, prepend, cas }
+    /// The storage commands' modes, as the protocol module names them.
+    typealias StoreMode = StorageRequest.Mode
 
     struct Write {
         var mode: StoreMode
@@ -78,8 +79,7 @@ extension ItemStore {
             guard check == .none || check == .match else { return .exists }
             // memcached cannot allocate a combined item over the size limit: NOT_STORED.
             let combinedLength = current.value.readableBytes + write.data.readableBytes
-            let limits = MemcacheRequestDecoder.Configuration(maxItemSize: maxItemSize)
-            guard limits.itemFits(keyLength: write.key.readableBytes, valueLength: combinedLength) else {
+            guard itemLimit.fits(keyLength: write.key.readableBytes, valueLength: combinedLength) else {
                 return .notStored
             }
             let parts = write.mode == .append ? [current.value, write.data] : [write.data, current.value]

@@ -1,3 +1,4 @@
+import FlotillaMemcache
 import NIOCore
 
 /// One stripe of the cache: a hash index, an LRU list and a memory budget.
@@ -31,12 +32,14 @@ struct ItemStore {
     /// invalid once `now` reaches it (0: no flush pending).
     var oldestLive: UInt32 = 0
 
-    /// Largest item, as the decoder measures it (`MemcacheRequestDecoder.Configuration`).
-    let maxItemSize: Int
+    /// Largest item, measured as the decoder measures it.
+    let itemLimit: ItemSizeLimit
+
+    var maxItemSize: Int { itemLimit.maxItemSize }
 
     init(limitBytes: Int, maxItemSize: Int = 1 << 20) {
         self.limitBytes = limitBytes
-        self.maxItemSize = maxItemSize
+        self.itemLimit = ItemSizeLimit(maxItemSize: maxItemSize)
     }
 
     var count: Int { index.count }

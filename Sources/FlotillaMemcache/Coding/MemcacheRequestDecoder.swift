@@ -17,9 +17,6 @@ public struct MemcacheRequestDecoder {
         /// Longest get/gets line, which memcached lets grow for multi-gets. Default 1 MiB.
         public var maxRetrievalLineLength: Int
 
-        /// Bytes memcached's item header adds to key and value when it checks the size limit.
-        public static let itemHeaderSize = 56
-
         public init(maxItemSize: Int = 1 << 20, maxLineLength: Int = 2048, maxRetrievalLineLength: Int = 1 << 20) {
             self.maxItemSize = maxItemSize
             self.maxLineLength = maxLineLength
@@ -28,7 +25,7 @@ public struct MemcacheRequestDecoder {
 
         /// Whether a value of `valueLength` bytes under a key of `keyLength` bytes fits an item.
         public func itemFits(keyLength: Int, valueLength: Int) -> Bool {
-            Self.itemHeaderSize + keyLength + 1 + valueLength + 2 <= maxItemSize
+            ItemSizeLimit(maxItemSize: maxItemSize).fits(keyLength: keyLength, valueLength: valueLength)
         }
     }
 
