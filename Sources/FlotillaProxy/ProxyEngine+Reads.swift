@@ -220,10 +220,7 @@ extension ProxyConnectionHandler {
             let targets = state.missedOn[index]
             guard !targets.isEmpty else { continue }
             var probe = ByteBuffer()
-            probe.writeStaticString("mg ")
-            var key = value.key
-            probe.writeBuffer(&key)
-            probe.writeStaticString(" t\r\n")
+            MemcacheForwarding.writeOwnMeta(.get, key: value.key, flags: "t", into: &probe)
             shards.links[source].call(probe, expecting: .meta) { result in
                 guard case .success(.meta(let meta)) = result, meta.code == "HD" || meta.code == "VA" else { return }
                 var ttl: Int32 = 0

@@ -50,9 +50,13 @@ public enum ReplicaVerifier {
                 while start < asked.count {
                     let batch = Array(asked[start..<min(start + 256, asked.count)])
                     let requests = batch.map { key -> ByteBuffer in
-                        var request = ByteBuffer(string: "mg ")
-                        Base64Key.encode(ByteBuffer(string: key).readableBytesView, into: &request)
-                        request.writeString(" b v f\r\n")
+                        var request = ByteBuffer()
+                        MemcacheForwarding.writeOwnMeta(
+                            .get,
+                            key: ByteBuffer(string: key),
+                            flags: "v f",
+                            into: &request
+                        )
                         return request
                     }
                     let replies = try await probe.pipeline(requests, expecting: .meta, timeout: timeout)

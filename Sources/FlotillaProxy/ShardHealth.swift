@@ -41,6 +41,8 @@ final class ShardHealth: Sendable {
     private final class Flag: Sendable {
         let down = Atomic<Bool>(false)
         let recovering = Atomic<Bool>(false)
+        /// A failure was counted since the last success: only then does a success take the lock.
+        let failing = Atomic<Bool>(false)
     }
 
     private let flags: [Flag]
@@ -95,15 +97,23 @@ final class ShardHealth: Sendable {
 
     // MARK: Events
 
-    /// A request to `shard` was answered.
+    /// A request to `shard` was answered. On every reply's path: the lock is taken only when a
+    /// failure was counted since the last success (a failure on another event loop racing this
+    /// reply counts as after it).
+    @inline(__always)
     func recordSuccess(_ shard: Int) {
-        state.withLock { $0.machine.onSuccess(shard) }
+        guard flags[shard].failing.load(ordering: .relaxed) else { return }
+        state.withLock { state in
+            state.machine.onSuccess(shard)
+            flags[shard].failing.store(false, ordering: .relaxed)
+        }
     }
 
     /// A request to `shard` failed at the transport level (timeout, refused, lost connection).
     func recordFailure(_ shard: Int, reason: String) {
         let (actions, wasRecovering) = decide(shard) { machine -> [UpstreamHealth.Action] in
-            machine.onFailure(shard, reason: reason, now: .now)
+            flags[shard].failing.store(true, ordering: .relaxed)
+            return machine.onFailure(shard, reason: reason, now: .now)
         }
         guard actions.contains(where: { if case .markedDown = $0 { true } else { false } }) else { return }
         logger.warning(

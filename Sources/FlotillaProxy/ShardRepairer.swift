@@ -173,7 +173,7 @@ struct ShardRepairer: Sendable {
         for _ in 0..<4 where !pending.isEmpty {
             // The shard's own unique for each key first: what the copy is guarded by.
             let current = try await probes.probe(shard).pipeline(
-                pending.map { metaRequest("mg", $0, flags: " b c") },
+                pending.map { ownMeta(.get, $0, flags: "c") },
                 expecting: .meta,
                 timeout: timeout
             )
@@ -184,9 +184,9 @@ struct ShardRepairer: Sendable {
                 case .some(let unique) where unique > watermark && copied[key] != unique:
                     continue  // A client wrote it after the hints were taken: it is current.
                 case .some(let unique):
-                    guards[key] = " C\(unique)"
+                    guards[key] = "C\(unique)"
                 case .none:
-                    guards[key] = " ME"
+                    guards[key] = "ME"
                 }
                 asking.append(key)
             }
@@ -203,7 +203,7 @@ struct ShardRepairer: Sendable {
                 var stillMissing: [ByteBuffer] = []
                 for (holder, asked) in byHolder {
                     let replies = try await probes.probe(holder).pipeline(
-                        asked.map { metaRequest("mg", $0, flags: " b v f t c") },
+                        asked.map { ownMeta(.get, $0, flags: "v f t c") },
                         expecting: .meta,
                         timeout: timeout
                     )
@@ -226,8 +226,8 @@ struct ShardRepairer: Sendable {
                 if let value = found[key]?.value {
                     writes.append(copyRequest(key, value, condition: guardFlag + " c"))
                     written.append(key)
-                } else if guardFlag != " ME" {
-                    writes.append(metaRequest("md", key, flags: " b" + guardFlag))
+                } else if guardFlag != "ME" {
+                    writes.append(ownMeta(.delete, key, flags: guardFlag))
                     written.append(key)
                 }
             }
@@ -245,7 +245,7 @@ struct ShardRepairer: Sendable {
             }
             for (source, asked) in bySource {
                 let replies = try await probes.probe(source).pipeline(
-                    asked.map { metaRequest("mg", $0, flags: " b c") },
+                    asked.map { ownMeta(.get, $0, flags: "c") },
                     expecting: .meta,
                     timeout: timeout
                 )
@@ -265,7 +265,7 @@ struct ShardRepairer: Sendable {
         var deletes: [Int: [ByteBuffer]] = [:]
         for key in keys {
             for standIn in standIns[key, default: []] {
-                deletes[standIn, default: []].append(metaRequest("md", key, flags: " b"))
+                deletes[standIn, default: []].append(ownMeta(.delete, key, flags: ""))
             }
         }
         for (standIn, requests) in deletes {
@@ -276,10 +276,16 @@ struct ShardRepairer: Sendable {
     /// The shard's CAS counter now: the unique of a throwaway item (deleted at once). Every write
     /// that reaches the shard after this gets a higher unique.
     private func casWatermark(of shard: Int, probes: inout ProbePool) async throws -> UInt64 {
-        var set = metaRequest("ms", Self.watermarkKey, flags: " 1 b c T30")
-        set.writeStaticString("x\r\n")
+        var set = ByteBuffer()
+        MemcacheForwarding.writeOwnMeta(
+            .set,
+            key: Self.watermarkKey,
+            flags: "c T30",
+            data: ByteBuffer(string: "x"),
+            into: &set
+        )
         let replies = try await probes.probe(shard).pipeline(
-            [set, metaRequest("md", Self.watermarkKey, flags: " b")],
+            [set, ownMeta(.delete, Self.watermarkKey, flags: "")],
             expecting: .meta,
             timeout: context.configuration.shardTimeout
         )
@@ -294,16 +300,14 @@ struct ShardRepairer: Sendable {
 
     /// `ms` copying a value read with `mg … v f t`: same data, client flags and remaining TTL.
     private func copyRequest(_ key: ByteBuffer, _ value: MetaReply, condition: String) -> ByteBuffer {
-        var data = value.data ?? ByteBuffer()
-        var flags = " b" + condition
+        var flags = condition
         for token in value.flags {
             let text = String(buffer: token)
             if text.hasPrefix("f") { flags += " F" + text.dropFirst() }
             if text.hasPrefix("t"), let ttl = Int(text.dropFirst()), ttl > 0 { flags += " T\(ttl)" }
         }
-        var request = metaRequest("ms", key, flags: " \(data.readableBytes)" + flags)
-        request.writeBuffer(&data)
-        request.writeStaticString("\r\n")
+        var request = ByteBuffer()
+        MemcacheForwarding.writeOwnMeta(.set, key: key, flags: flags, data: value.data ?? ByteBuffer(), into: &request)
         return request
     }
 
@@ -319,14 +323,10 @@ struct ShardRepairer: Sendable {
     private var versionRequest: ByteBuffer { ByteBuffer(string: "version\r\n") }
     private var flushRequest: ByteBuffer { ByteBuffer(string: "flush_all\r\n") }
 
-    /// `<command> <base64 key><flags>\r\n`: base64 so that any key bytes travel safely.
-    private func metaRequest(_ command: String, _ key: ByteBuffer, flags: String) -> ByteBuffer {
+    /// `mg|md <base64 key> b <flags>\r\n`: base64 so that any key bytes travel safely.
+    private func ownMeta(_ command: MetaRequest.Command, _ key: ByteBuffer, flags: String) -> ByteBuffer {
         var request = ByteBuffer()
-        request.writeString(command)
-        request.writeStaticString(" ")
-        Base64Key.encode(key.readableBytesView, into: &request)
-        request.writeString(flags)
-        request.writeStaticString("\r\n")
+        MemcacheForwarding.writeOwnMeta(command, key: key, flags: flags, into: &request)
         return request
     }
 }

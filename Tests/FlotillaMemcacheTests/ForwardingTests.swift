@@ -288,4 +288,23 @@ struct ForwardingTests {
             "cas " + String(buffer: key) + " 4294967295 -2147483648 2 18446744073709551615\r\nhi\r\n"
         #expect(String(buffer: buffer) == expected)
     }
+
+    @Test func theProxysOwnMetaRequestsCarryTheKeyInBase64() {
+        let key = ByteBuffer(bytes: [0, 0x20, 0xFF, UInt8(ascii: "k")])
+        var buffer = ByteBuffer()
+        MemcacheForwarding.writeOwnMeta(.get, key: key, flags: "v f t c", into: &buffer)
+        MemcacheForwarding.writeOwnMeta(.delete, key: ByteBuffer(string: "k"), flags: "", into: &buffer)
+        MemcacheForwarding.writeOwnMeta(.delete, key: ByteBuffer(string: "k"), flags: "C42", into: &buffer)
+        MemcacheForwarding.writeOwnMeta(
+            .set,
+            key: ByteBuffer(string: "k"),
+            flags: "ME c F3 T30",
+            data: ByteBuffer(string: "hello"),
+            into: &buffer
+        )
+        #expect(
+            String(buffer: buffer)
+                == "mg ACD/aw== b v f t c\r\nmd aw== b\r\nmd aw== b C42\r\nms aw== 5 b ME c F3 T30\r\nhello\r\n"
+        )
+    }
 }

@@ -188,6 +188,40 @@ public enum MemcacheForwarding {
         }
     }
 
+    /// A meta request the proxy makes itself (repair, verification, read repair): `mg|ms|md <key> b <flags>\r\n`,
+    /// with `ms`'s length before the flags and its data after. The key goes base64-encoded (`b`), so that any key
+    /// bytes travel safely; `flags` are the request's own, space-separated (`"v f t c"`), empty for none.
+    public static func writeOwnMeta(
+        _ command: MetaRequest.Command,
+        key: ByteBuffer,
+        flags: String,
+        data: ByteBuffer? = nil,
+        into buffer: inout ByteBuffer
+    ) {
+        switch command {
+        case .get: buffer.writeStaticString("mg ")
+        case .set: buffer.writeStaticString("ms ")
+        case .delete: buffer.writeStaticString("md ")
+        case .arithmetic: buffer.writeStaticString("ma ")
+        case .noop, .debug: preconditionFailure("writeOwnMeta writes mg, ms, md and ma only")
+        }
+        Base64Key.encode(key.readableBytesView, into: &buffer)
+        if command == .set {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeDecimal(UInt64(data?.readableBytes ?? 0))
+        }
+        buffer.writeStaticString(" b")
+        if !flags.isEmpty {
+            buffer.writeInteger(UInt8(ascii: " "))
+            buffer.writeString(flags)
+        }
+        buffer.writeStaticString("\r\n")
+        if command == .set {
+            if let data { buffer.writeImmutableBuffer(data) }
+            buffer.writeStaticString("\r\n")
+        }
+    }
+
     /// True when the client sent the meta `q` flag: the proxy then withholds the replies memcached withholds in
     /// quiet mode (such as `EN` of mg or `HD` of ms), which `writeMeta` asked the shard for all the same.
     public static func metaRequestWasQuiet(_ request: MetaRequest) -> Bool {

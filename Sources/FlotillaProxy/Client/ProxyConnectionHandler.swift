@@ -126,26 +126,25 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     /// reply leaves from (`flushReplies` sends what it gathered).
     private func writeReady() {
         guard let context = channelContext else { return }
-        let idle = decoder.isIdle && inbound == nil
-        for action in pipeline.takeReady(into: &outbound, decoderIdle: idle) {
-            switch action {
-            case .sendReplies:
-                if shards.writes.holdingReplies {
-                    if !repliesHeld {
-                        repliesHeld = true
-                        shards.writes.repliesHeld(self)
-                    }
-                } else {
-                    sendReplies(context)
+        let actions = pipeline.takeReady(into: &outbound, decoderIdle: decoder.isIdle && inbound == nil)
+        if actions.contains(.close) {
+            sendReplies(context)
+            context.close(promise: nil)
+            return
+        }
+        if actions.contains(.sendReplies) {
+            if shards.writes.holdingReplies {
+                if !repliesHeld {
+                    repliesHeld = true
+                    shards.writes.repliesHeld(self)
                 }
-            case .close:
+            } else {
                 sendReplies(context)
-                context.close(promise: nil)
-                return
-            case .resume:
-                process()
-                if pipeline.takePendingRead() { context.read() }
             }
+        }
+        if actions.contains(.resume) {
+            process()
+            if pipeline.takePendingRead() { context.read() }
         }
     }
 
