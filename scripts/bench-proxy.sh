@@ -51,30 +51,11 @@ fi
 [[ -x "$flotilla" ]] || die "flotilla binary not found at $flotilla"
 [[ "$write" == 0 || "$flotilla" != */debug/* ]] || die "--write needs a release build"
 
+# shellcheck source=lib/bench-peers.sh
+source "${repo}/scripts/lib/bench-peers.sh"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")"
-pids=()
-cleanup() {
-    local pid
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ -n "${KEEP_LOGS:-}" ]]; then say "logs kept in $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-read -r mc1 mc2 nc ncstats p1 p2 < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(6)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])
-')
-user_flag=()
-[[ "$(id -u)" == 0 ]] && user_flag=(-u nobody)
-for port in "$mc1" "$mc2"; do
-    memcached "${user_flag[@]}" -t 1 -m 256 -U 0 -l 127.0.0.1 -p "$port" &
-    pids+=($!)
-done
+read -r mc1 mc2 nc ncstats p1 p2 < <(free_ports 6)
+start_memcached "$mc1" "$mc2"
 cat >"$work/nutcracker.yml" <<EOF
 bench:
   listen: 127.0.0.1:${nc}

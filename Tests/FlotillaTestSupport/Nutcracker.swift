@@ -148,17 +148,7 @@ private final class ScopedChild {
 
     /// True once a TCP connection to the port succeeds; false if the process exits or the timeout passes.
     func waitUntilAccepting(port: UInt16, timeout: Duration) -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        while clock.now < deadline {
-            if !process.isRunning { return false }
-            if let client = try? WireClient(port: port, connectTimeout: .milliseconds(1)) {
-                client.close()
-                return true
-            }
-            usleep(20_000)
-        }
-        return false
+        process.waitUntilAccepting(port: port, timeout: timeout)
     }
 
     func stop() {

@@ -202,17 +202,7 @@ public final class PeerProcess {
 
     /// True once a TCP connection to the port succeeds; false if the process exits or the timeout passes.
     private func waitUntilAccepting(port: UInt16, timeout: Duration) -> Bool {
-        let clock = ContinuousClock()
-        let deadline = clock.now.advanced(by: timeout)
-        while clock.now < deadline {
-            if !process.isRunning { return false }
-            if let client = try? WireClient(port: port, connectTimeout: .milliseconds(1)) {
-                client.close()
-                return true
-            }
-            usleep(20_000)
-        }
-        return false
+        process.waitUntilAccepting(port: port, timeout: timeout)
     }
 
     /// SIGTERM, a bounded wait, then SIGKILL; always reaps the child and removes its ready file (which a
