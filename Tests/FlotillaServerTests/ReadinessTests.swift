@@ -16,6 +16,22 @@ struct ReadinessTests {
         #expect(readiness.listeners == ["admin": "127.0.0.1:4001", "data": "127.0.0.1:4000"])
     }
 
+    @Test("a cancelled wait returns although a listener never bound", .timeLimit(.minutes(1)))
+    func cancelledWaitReturns() async {
+        let readiness = Readiness()
+        readiness.expectListeners(["admin", "data"])
+        readiness.bound("admin", address: "127.0.0.1:4001")
+        let waiting = Task { await readiness.allListenersBound() }
+        waiting.cancel()
+        await waiting.value
+        let early = Task {
+            withUnsafeCurrentTask { $0?.cancel() }
+            await readiness.allListenersBound()
+        }
+        await early.value
+        #expect(readiness.listeners == ["admin": "127.0.0.1:4001"])
+    }
+
     @Test("with nothing expected, the wait returns at once")
     func nothingExpected() async {
         let readiness = Readiness()

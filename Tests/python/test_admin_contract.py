@@ -76,6 +76,27 @@ def test_status_and_the_ready_file_report_the_bound_listeners(cache: FlotillaPro
     assert {"admin", "threads", "drain-timeout", "max-item-size", "max-connections", "ready-file"} <= set(report["settings"])
 
 
+def test_a_listener_that_cannot_bind_ends_the_role_without_a_ready_file(tmp_path) -> None:
+    """A data port already taken: the role says so and exits 1 at once, and no ready file appears
+    (the supervisor waiting on it sees the process end instead)."""
+    import subprocess
+
+    from flotilla_server import flotilla_binary
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        ready = tmp_path / "ready.json"
+        result = subprocess.run(
+            [flotilla_binary(), "cache", "--listen", f"127.0.0.1:{port}", "--admin", "127.0.0.1:0",
+             "--ready-file", str(ready)],
+            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1, result.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert not ready.exists()
+
+
 def test_the_ready_file_goes_with_the_process() -> None:
     with FlotillaProcess(["cache", "--memory", "16MiB"]) as server:
         path = server.ready_file

@@ -15,7 +15,11 @@ public final class Readiness: Sendable {
     private struct Listening {
         var expected: Set<String> = []
         var bound: [String: String] = [:]
-        var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Tasks waiting in `allListenersBound`, by id.
+        var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
+        var nextWaiter = 0
+        /// Waiters cancelled before they registered.
+        var cancelled: Set<Int> = []
 
         var complete: Bool { expected.isSubset(of: bound.keys) }
     }
@@ -64,21 +68,37 @@ public final class Readiness: Sendable {
     /// Bound listeners by name.
     public var listeners: [String: String] { listening.withLock { $0.bound } }
 
-    /// Returns once every expected listener is bound.
+    /// Returns once every expected listener is bound, or when the waiting task is cancelled (a
+    /// listener that cannot bind fails the role, which cancels the wait).
     public func allListenersBound() async {
-        await withCheckedContinuation { continuation in
-            let done = listening.withLock { listening -> Bool in
-                if listening.complete { return true }
-                listening.waiters.append(continuation)
-                return false
+        let id = listening.withLock { listening -> Int in
+            defer { listening.nextWaiter += 1 }
+            return listening.nextWaiter
+        }
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                let done = listening.withLock { listening -> Bool in
+                    if listening.complete || listening.cancelled.remove(id) != nil { return true }
+                    listening.waiters[id] = continuation
+                    return false
+                }
+                if done { continuation.resume() }
             }
-            if done { continuation.resume() }
+        } onCancel: {
+            let waiter = listening.withLock { listening -> CheckedContinuation<Void, Never>? in
+                guard let waiter = listening.waiters.removeValue(forKey: id) else {
+                    listening.cancelled.insert(id)
+                    return nil
+                }
+                return waiter
+            }
+            waiter?.resume()
         }
     }
 
     private static func takeWaitersIfComplete(_ listening: inout Listening) -> [CheckedContinuation<Void, Never>] {
         guard listening.complete, !listening.waiters.isEmpty else { return [] }
-        defer { listening.waiters = [] }
-        return listening.waiters
+        defer { listening.waiters = [:] }
+        return Array(listening.waiters.values)
     }
 }
