@@ -20,7 +20,7 @@ public final class ProxyServer: Role, Sendable {
     /// Requests to each shard, by shard index.
     private let traffic: OperationRecorder
     private let loopShards: [NIOLoopBound<LoopShards>]
-    /// Brings down shards back and repairs the writes shards missed.
+    /// Brings shards marked down back, and repairs the keys shards missed.
     private let repairer: ShardRepairer
     /// Shard request rates for `/v1/shards`, sampled once a second while the proxy runs.
     let shardRates = RateWindow()
@@ -111,7 +111,7 @@ public final class ProxyServer: Role, Sendable {
             tasks.addTask { try await self.server.run() }
             tasks.addTask { await self.repairer.run() }
             tasks.addTask { await self.sampleShardRates() }
-            // The supervisor and the sampler end with the listener: graceful shutdown cancels them.
+            // The repairer and the sampler end with the listener: graceful shutdown cancels them.
         }
     }
 
