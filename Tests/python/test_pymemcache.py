@@ -29,7 +29,6 @@ import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 from pymemcache import serde
@@ -43,7 +42,6 @@ from pymemcache.exceptions import (
     MemcacheServerError,
 )
 
-REPO = Path(__file__).resolve().parents[2]
 PEER = os.environ.get("FLOTILLA_TEST_PEER", "flotilla")
 MiB = 1024 * 1024
 MAX_ITEM_SIZE = 1 * MiB
