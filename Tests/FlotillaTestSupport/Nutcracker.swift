@@ -134,16 +134,7 @@ private final class ScopedChild {
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
-        // Test threads block most signals and the mask survives exec; unblock SIGTERM/SIGINT just for the spawn so
-        // that the child can be stopped (see PeerProcess.launch).
-        var shutdownSignals = sigset_t()
-        sigemptyset(&shutdownSignals)
-        sigaddset(&shutdownSignals, SIGTERM)
-        sigaddset(&shutdownSignals, SIGINT)
-        var previousMask = sigset_t()
-        pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, &previousMask)
-        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
-        try process.run()
+        try process.runStoppable()
     }
 
     /// True once a TCP connection to the port succeeds; false if the process exits or the timeout passes.

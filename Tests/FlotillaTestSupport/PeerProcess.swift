@@ -185,16 +185,7 @@ public final class PeerProcess {
         process.standardError = errorPipe
         process.standardOutput = FileHandle.nullDevice
         process.standardInput = FileHandle.nullDevice
-        // Test runners call us from threads that block most signals, and a blocked mask survives exec: a child
-        // started from such a thread would never see our SIGTERM. Unblock the shutdown signals just for the spawn.
-        var shutdownSignals = sigset_t()
-        sigemptyset(&shutdownSignals)
-        sigaddset(&shutdownSignals, SIGTERM)
-        sigaddset(&shutdownSignals, SIGINT)
-        var previousMask = sigset_t()
-        pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, &previousMask)
-        defer { pthread_sigmask(SIG_SETMASK, &previousMask, nil) }
-        try process.run()
+        try process.runStoppable()
         let log = StderrLog()
         log.startDraining(errorPipe.fileHandleForReading)
         return PeerProcess(name: name, process: process, stderrLog: log, readyFile: readyFile)
