@@ -3,12 +3,17 @@ import Foundation
 import Testing
 
 @Suite("File coordinator: an OS file lock with a fencing counter")
-struct FileCoordinatorTests {
+final class FileCoordinatorTests {
     let directory: String
 
     init() throws {
         directory = NSTemporaryDirectory() + "flotilla-file-coordinator-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    /// Each test has its own directory: removed after it, whatever it did.
+    deinit {
+        try? FileManager.default.removeItem(atPath: directory)
     }
 
     private func coordinator(_ name: String = "lock") -> FileCoordinator {
@@ -20,7 +25,6 @@ struct FileCoordinatorTests {
     @Test func oneLeaderAtATimeWithIncreasingTokens() async throws {
         let a = coordinator()
         let b = coordinator()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let first = try await a.campaign(candidate: "a")
         #expect(first.token == 1)
         #expect(try await b.leader() == LeaderRecord(id: "a", token: 1))
@@ -49,7 +53,6 @@ struct FileCoordinatorTests {
 
     @Test func aRemovedLockFileEndsTheTerm() async throws {
         let a = coordinator()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let term = try await a.campaign(candidate: "a")
         try FileManager.default.removeItem(atPath: directory + "/lock")
         #expect(try await a.keepAlive(term) == .lost)
@@ -57,7 +60,6 @@ struct FileCoordinatorTests {
     }
 
     @Test func aForeignFileIsNotReset() async throws {
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         try Data("not an election\n".utf8).write(to: URL(fileURLWithPath: directory + "/foreign"))
         let a = coordinator("foreign")
         await #expect(throws: CoordinatorError.self) { try await a.campaign(candidate: "a") }
@@ -80,7 +82,6 @@ struct FileCoordinatorTests {
     @Test func cancellingACampaignWithdrawsIt() async throws {
         let a = coordinator()
         let b = coordinator()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
         let term = try await a.campaign(candidate: "a")
         let waiting = Task { try await b.campaign(candidate: "b") }
         try await Task.sleep(for: .milliseconds(50))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import weakref
 from pathlib import Path
 from typing import Callable
 
@@ -39,9 +41,11 @@ class FlotillaProcess:
 
     def __init__(self, args: list[str], listen: bool = True, listeners: tuple[str, ...] = ("data", "admin"),
                  trailing: list[str] | None = None):
-        handle, self.ready_file = tempfile.mkstemp(prefix="flotilla-ready-", suffix=".json")
-        os.close(handle)
-        os.unlink(self.ready_file)
+        # The ready file lives in a directory of its own, removed when this object goes (or the
+        # interpreter exits), however the process ended: a killed role cannot remove it itself.
+        directory = tempfile.mkdtemp(prefix="flotilla-ready-")
+        weakref.finalize(self, shutil.rmtree, directory, True)
+        self.ready_file = os.path.join(directory, "ready.json")
         command = [flotilla_binary(), *args]
         if listen:
             command += ["--listen", "127.0.0.1:0"]
