@@ -70,35 +70,3 @@ final class ProxyCounters: Sendable {
         values[counter.rawValue].value.load(ordering: .relaxed)
     }
 }
-
-/// This event loop's links to every shard, and a timer that expires their late requests.
-final class LoopShards {
-    let links: [ShardLink]
-    /// The loop's write batching, shared by its shard links and its clients.
-    let writes: LoopWrites
-    private var random = SplitMix64(seed: UInt64(UInt(bitPattern: ObjectIdentifier(LoopShards.self).hashValue)))
-
-    init(links: [ShardLink], writes: LoopWrites, loop: any EventLoop, timeout: Duration) {
-        self.links = links
-        self.writes = writes
-        let milliseconds = timeout.nanoseconds / 1_000_000
-        let every = TimeAmount.milliseconds(max(5, min(100, milliseconds / 5)))
-        let bound = NIOLoopBound(links, eventLoop: loop)
-        loop.scheduleRepeatedTask(initialDelay: every, delay: every) { _ in
-            let now = NIODeadline.now().uptimeNanoseconds
-            for link in bound.value { link.expire(now: now) }
-        }
-    }
-
-    /// The replica to read from: of two random replicas, the one with fewer requests outstanding
-    /// from this loop ("the power of two choices").
-    func chooseReplica(_ replicas: ReplicaSet) -> Int {
-        if replicas.count <= 1 { return replicas.first ?? 0 }
-        let first = Int(random.next() % UInt64(replicas.count))
-        var second = Int(random.next() % UInt64(replicas.count - 1))
-        if second >= first { second += 1 }
-        let a = replicas[first]
-        let b = replicas[second]
-        return links[a].outstanding <= links[b].outstanding ? a : b
-    }
-}

@@ -57,11 +57,12 @@ public final class ProxyServer: Role, Sendable {
                 let writes = LoopWrites(loop: loop)
                 let links = addresses.indices.map { index in
                     ShardLink(
-                        shard: index,
+                        upstream: index,
                         loop: loop,
                         address: addresses[index],
                         health: health,
-                        configuration: configuration,
+                        timeout: configuration.shardTimeout,
+                        maxOutstanding: configuration.maxOutstandingPerShard,
                         traffic: traffic.shard(on: loop),
                         writes: writes
                     )

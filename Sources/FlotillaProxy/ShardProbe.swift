@@ -1,5 +1,6 @@
 import FlotillaCore
 import FlotillaMemcache
+import FlotillaServer
 import NIOCore
 import NIOPosix
 

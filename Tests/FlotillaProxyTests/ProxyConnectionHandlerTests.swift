@@ -33,11 +33,12 @@ struct ProxyConnectionHandlerTests {
         let traffic = OperationRecorder(operations: specs.map(\.address), group: loop)
         let links = try specs.indices.map { index in
             ShardLink(
-                shard: index,
+                upstream: index,
                 loop: loop,
                 address: try SocketAddress(ipAddress: "127.0.0.1", port: index + 1),
                 health: health,
-                configuration: configuration,
+                timeout: configuration.shardTimeout,
+                maxOutstanding: configuration.maxOutstandingPerShard,
                 traffic: traffic.shard(on: loop),
                 writes: writes
             )

@@ -46,7 +46,8 @@ public struct PowerOfTwoChoicesPicker: Sendable, Hashable {
     }
 
     /// Like `pick(where:load:using:)`, over an explicit list of eligible upstreams (for example the ready ones);
-    /// duplicates in the list weigh an upstream more.
+    /// duplicates in the list weigh an upstream more. Inlinable: on a proxy's every read, it must run specialized.
+    @inlinable
     public func pick(
         from eligible: some RandomAccessCollection<Int>,
         load: (Int) -> Int,
@@ -60,7 +61,8 @@ public struct PowerOfTwoChoicesPicker: Sendable, Hashable {
     }
 
     /// Two different values in `0..<bound` (bound ≥ 2), uniformly among ordered pairs.
-    private static func twoDistinctRanks(
+    @inlinable
+    static func twoDistinctRanks(
         below bound: Int,
         using generator: inout some RandomNumberGenerator
     ) -> (Int, Int) {

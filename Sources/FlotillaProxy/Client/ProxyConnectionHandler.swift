@@ -4,12 +4,13 @@ import FlotillaServer
 import NIOCore
 import NIOExtras
 
-/// One client connection of the proxy: decodes pipelined requests, hands each to the engine,
-/// and writes the replies in order as they complete, as its `ClientPipeline` decides.
+/// One client connection of the proxy: decodes pipelined requests, hands each to its
+/// `ProxyEngine` and carries out what the engine asks (shard requests, replies), and writes the
+/// replies in order as they complete, as its `ClientPipeline` decides.
 ///
 /// Bounded: at most `maxPendingRequests` requests of a client are in progress; past that the
 /// handler stops reading from it until replies have gone out.
-final class ProxyConnectionHandler: ChannelDuplexHandler {
+final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, HeldRepliesFlushing {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -17,28 +18,31 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     static let maxPendingRequests = 1024
 
     private var decoder: MemcacheRequestDecoder
-    /// What every connection shares: settings, placement, shard health, counters.
-    let proxy: ProxyContext
+    /// What to do with each request and each shard's answer: the routing, without I/O.
+    private var engine: ProxyEngine
     let shards: LoopShards
     private let recorder: OperationRecorder.Shard
     private var channelContext: ChannelHandlerContext?
     private var inbound: ByteBuffer?
     /// Reply order, bounds, hold and close: the decisions, without I/O.
     private var pipeline = ClientPipeline(maxPending: ProxyConnectionHandler.maxPendingRequests)
+    /// What the engine asked for and is not done yet, interpreted in order (`interpret`).
+    private var actions = ProxyActions()
+    private var interpreting = false
     private var outbound = ByteBuffer()
     /// Replies wait in `outbound` for the end of a shard read (`LoopWrites`).
     private var repliesHeld = false
 
-    /// The connection is closing or closed: nothing more is started or written.
-    var closing: Bool { pipeline.closing }
-    /// Requests started on this connection, in order.
-    var sequence: UInt64 { pipeline.sequence }
-
     init(decoder: MemcacheRequestDecoder, proxy: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard) {
         self.decoder = decoder
-        self.proxy = proxy
         self.shards = shards
         self.recorder = recorder
+        self.engine = ProxyEngine(
+            proxy: proxy,
+            seed: shards.nextSeed(),
+            outstanding: { [links = shards.links] shard in links[shard].outstanding }
+        )
+        actions.reserveCapacity(16)
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -60,7 +64,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
     private func process() {
         guard inbound != nil, pipeline.beginProcessing() else { return }
         while pipeline.canStartRequest, let request = decoder.decode(buffer: &inbound!) {
-            execute(request)
+            engine.start(request, client: &pipeline, now: NIODeadline.now().uptimeNanoseconds, into: &actions)
+            interpret()
         }
         pipeline.endProcessing()
         if let buffer = inbound {
@@ -73,34 +78,33 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         writeReady()
     }
 
-    /// A new reply slot at the end of the queue.
-    func openSlot(_ operation: MemcacheOperation) -> ReplySlot {
-        pipeline.open(operation, now: NIODeadline.now().uptimeNanoseconds)
+    /// A shard's answer to a request of this client.
+    func shardAnswered(_ continuation: ProxyContinuation, _ result: Result<ShardReply, ShardFailure>) {
+        engine.answered(continuation, result, client: &pipeline, into: &actions)
+        interpret()
     }
 
-    /// Whether `slot` has its reply.
-    func isDone(_ slot: ReplySlot) -> Bool {
-        pipeline.isDone(slot)
-    }
-
-    /// Notes a write of `key` by the request being started.
-    func noteWrite(_ key: ByteBuffer) {
-        pipeline.noteWrite(key)
-    }
-
-    /// The sequence of this client's last write of `key` still in the window, if any.
-    func lastWrite(_ key: ByteBuffer) -> UInt64? {
-        pipeline.lastWrite(key)
-    }
-
-    /// Fills `slot` (nil bytes: nothing to send, as for noreply) and writes what is ready.
-    func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, failed: Bool = false) {
-        finish(slot, bytes, endsRetrieval: false, failed: failed)
-    }
-
-    /// Fills `slot` with a retrieval's hits (`VALUE` blocks), to which the reply's `END` is added.
-    func finish(_ slot: ReplySlot, hits: ByteBuffer) {
-        finish(slot, hits, endsRetrieval: true, failed: false)
+    /// Carries out what the engine asked for, in order. A shard that fails a request at once
+    /// answers while its send is carried out: the engine's next actions join the end of the list.
+    private func interpret() {
+        guard !interpreting else { return }
+        interpreting = true
+        while let action = actions.popFirst() {
+            switch consume action {
+            case .send(let send):
+                let callback = ShardCallback(receiver: self, send: send)
+                shards.links[send.shard].call(expecting: send.expected, callback: callback) {
+                    send.request.write(into: &$0)
+                }
+            case .reply(let slot, let bytes, let failed):
+                finish(slot, bytes, endsRetrieval: false, failed: failed)
+            case .replyHits(let slot, let hits):
+                finish(slot, hits, endsRetrieval: true, failed: false)
+            case .release:
+                releasePipeline()
+            }
+        }
+        interpreting = false
     }
 
     private func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool, failed: Bool) {
@@ -111,13 +115,6 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
             failed: failed
         )
         if finished.atHead { writeReady() }
-    }
-
-    func finish(_ slot: ReplySlot, line: String, failed: Bool = true) {
-        var buffer = ByteBuffer()
-        buffer.writeString(line)
-        buffer.writeStaticString("\r\n")
-        finish(slot, buffer, failed: failed)
     }
 
     /// Writes every completed reply at the head of the queue, in order. Replies completed while
@@ -167,21 +164,11 @@ final class ProxyConnectionHandler: ChannelDuplexHandler {
         }
     }
 
-    /// Starts no further request of this client until `releasePipeline()`.
-    func holdPipeline() {
-        pipeline.hold()
-    }
-
-    /// Resumes the requests held back by `holdPipeline()`.
-    func releasePipeline() {
+    /// Resumes the requests held back by a compare-and-swap.
+    private func releasePipeline() {
         guard pipeline.release() else { return }
         process()
         if pipeline.takePendingRead() { channelContext?.read() }
-    }
-
-    /// Close the connection once every earlier reply is written.
-    func closeWhenReplied() {
-        pipeline.closeWhenReplied()
     }
 
     func read(context: ChannelHandlerContext) {
