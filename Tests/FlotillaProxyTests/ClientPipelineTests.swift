@@ -166,4 +166,80 @@ struct ClientPipelineTests {
         _ = pipeline.takeReady(into: &outbound, decoderIdle: false)
         #expect(pipeline.lastWrite(bytes("k")) == nil)
     }
+
+    @Test("a client that stops reading its replies starts nothing and is not read until its channel drains")
+    func unwritableClient() {
+        var pipeline = ClientPipeline(maxPending: 8)
+        let slots = start(&pipeline, 2)
+        let check1 = !pipeline.writabilityChanged(false)
+        #expect(check1)
+        #expect(pipeline.paused)
+        let check2 = !pipeline.readRequested()
+        #expect(check2)
+        var outbound = ByteBuffer()
+        _ = pipeline.finish(slots[0], bytes("0"), endsRetrieval: false)
+        _ = pipeline.finish(slots[1], bytes("1"), endsRetrieval: false)
+        // Every reply is out, but the client has not read them: nothing resumes.
+        let check3 = pipeline.takeReady(into: &outbound, decoderIdle: false) == [.sendReplies]
+        #expect(check3)
+        let check4 = pipeline.beginProcessing()
+        #expect(check4)
+        let check5 = !pipeline.canStartRequest
+        #expect(check5)
+        pipeline.endProcessing()
+        // It read them: requests start again and the read held back is done.
+        let check6 = pipeline.writabilityChanged(true)
+        #expect(check6)
+        let check7 = pipeline.takePendingRead()
+        #expect(check7)
+        #expect(start(&pipeline, 1).count == 1)
+    }
+
+    @Test("retrieval keys count at the size this client's values have: large values go one request at a time")
+    func replyBudget() {
+        var pipeline = ClientPipeline(maxPending: 64, replyBudget: 1_000_000)
+        var outbound = ByteBuffer()
+        /// Starts multi-gets of `keys` keys while the pipeline lets them.
+        func startGets(_ keys: Int, _ count: Int) -> [ReplySlot] {
+            _ = pipeline.beginProcessing()
+            var slots: [ReplySlot] = []
+            for index in 0..<count where pipeline.canStartRequest {
+                slots.append(pipeline.open(.get, keys: keys, now: UInt64(index)))
+            }
+            pipeline.endProcessing()
+            return slots
+        }
+        // Before any reply, a key may hold memcached's largest item: a first request goes alone.
+        var slots = startGets(10, 5)
+        #expect(slots.count == 1)
+        #expect(pipeline.paused)
+        // Its ten values were 10 bytes each: from then on, small values pipeline freely.
+        _ = pipeline.finish(slots[0], ByteBuffer(repeating: 0, count: 100), endsRetrieval: true)
+        let check1 = pipeline.takeReady(into: &outbound, decoderIdle: false) == [.sendReplies, .resume]
+        #expect(check1)
+        #expect(pipeline.bytesPerKey <= ClientPipeline.initialBytesPerKey / 2)
+        for slot in slots { _ = pipeline.finish(slot, nil, endsRetrieval: false) }
+        for _ in 0..<20 {
+            slots = startGets(1, 1)
+            _ = pipeline.finish(slots[0], ByteBuffer(repeating: 0, count: 10), endsRetrieval: true)
+            _ = pipeline.takeReady(into: &outbound, decoderIdle: false)
+        }
+        #expect(pipeline.bytesPerKey == ClientPipeline.minimumBytesPerKey)
+        slots = startGets(10, 40)
+        #expect(slots.count == 40)
+        // A reply of large values counts at once: the next requests wait for the bytes to go out.
+        _ = pipeline.finish(slots[0], ByteBuffer(repeating: 0, count: 2_000_000), endsRetrieval: true)
+        #expect(pipeline.bytesPerKey == 200_000)
+        let check2 = pipeline.beginProcessing()
+        #expect(check2)
+        let check3 = !pipeline.canStartRequest
+        #expect(check3)
+        pipeline.endProcessing()
+        let check4 = !pipeline.readRequested()
+        #expect(check4)
+        for slot in slots.dropFirst() { _ = pipeline.finish(slot, nil, endsRetrieval: false) }
+        let check5 = pipeline.takeReady(into: &outbound, decoderIdle: false) == [.sendReplies, .resume]
+        #expect(check5)
+        #expect(pipeline.countedBytes == 0)
+    }
 }

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import threading
 import time
@@ -525,6 +526,65 @@ def test_bad_input_gets_memcached_answers_and_the_connection_goes_on(shards):
         for request, want in zip(BAD_INPUT, expected):
             assert raw.ask(request) == want, f"request {request[:40]!r}"
         assert raw.ask(b"version\r\n").startswith(b"VERSION ")
+
+
+# A client that asks for large values and never reads its replies: 400 gets of 40 keys of 500 kB
+# each, 8 GB of replies. The proxy must stop asking the shards for it once its replies wait
+# unsent, as memcached stops serving it, and keep serving everyone else. Before issue 13 the
+# proxy's memory grew by gigabytes, for as long as the client stayed.
+NON_READER_VALUE = 500_000
+NON_READER_KEYS = 40
+NON_READER_GETS = 400
+# Growth over the idle proxy allowed while the client stays: one request's reply (20 MB) is
+# started, and it is held about five times on its way (the shards' read buffers, the merged hits,
+# the client's outbound buffer, each grown by doubling): about 100 MiB at its peak, then about
+# 20 MiB while it waits unsent. All 400 requests' replies would be 8 GB.
+NON_READER_RSS_BOUND = 160 * MiB
+
+
+def test_a_client_that_does_not_read_its_replies_does_not_grow_the_proxy(shards):
+    with CacheProxy(shards, "--replicas", "1", threads=1) as proxy:
+        client = proxy.client()
+        keys = [f"big:{i}" for i in range(NON_READER_KEYS)]
+        value = b"v" * NON_READER_VALUE
+        for key in keys:
+            assert client.set(key, value) is True, key
+        assert client.set("small", b"ok") is True
+        baseline = proxy.rss_bytes()
+
+        hostile = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        hostile.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        hostile.settimeout(5)
+        hostile.connect(proxy.data)
+        request = ("get " + " ".join(keys) + "\r\n").encode()
+        hostile.setblocking(False)
+        pending = request * NON_READER_GETS
+        sent = 0
+        peak = 0
+        served = 0
+        deadline = time.monotonic() + 4.0
+        try:
+            while time.monotonic() < deadline:
+                if sent < len(pending):
+                    try:
+                        sent += hostile.send(pending[sent:])
+                    except BlockingIOError:
+                        pass
+                # Everyone else is still served, one request at a time.
+                assert client.get("small") == b"ok"
+                served += 1
+                peak = max(peak, proxy.rss_bytes() - baseline)
+                time.sleep(0.01)
+            assert peak <= NON_READER_RSS_BOUND, (
+                f"the proxy grew by {peak / MiB:.0f} MiB for a client that does not read "
+                f"(bound {NON_READER_RSS_BOUND / MiB:.0f} MiB)")
+            assert served > 50
+        finally:
+            hostile.close()
+        # Once it is gone, the proxy still answers, and the large values too.
+        assert client.get_many(keys[:3]) == {key: value for key in keys[:3]}
+        assert proxy.proc.poll() is None
+        assert proxy.terminate() == 0
 
 
 def read_to_end(address: tuple[str, int], request: bytes, timeout: float = 10.0) -> bytes:

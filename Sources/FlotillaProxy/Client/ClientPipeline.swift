@@ -17,10 +17,17 @@ struct PendingReply {
     var done = false
     let operation: MemcacheOperation
     let start: UInt64
+    /// Retrieval keys the reply may hold values of (0 for other requests).
+    let keys: Int32
+    /// The reply's bytes as counted against the client's budget: the estimate while in
+    /// progress, the reply's own size once done.
+    var counted: Int
 
-    init(operation: MemcacheOperation, start: UInt64) {
+    init(operation: MemcacheOperation, start: UInt64, keys: Int32, counted: Int) {
         self.operation = operation
         self.start = start
+        self.keys = keys
+        self.counted = counted
     }
 }
 
@@ -29,8 +36,15 @@ struct PendingReply {
 /// a compare-and-swap, and when to read, resume and close (STYLE.md rule 2: the channel handler
 /// only interprets what this returns).
 ///
-/// Bounded: at most `maxPending` requests are in progress; past that no request is started and
-/// no read is asked for until the replies have gone out below half of it.
+/// Bounded: at most `maxPending` requests are in progress, and the replies in progress or waiting
+/// to be written are held to `replyBudget` bytes; past either no request is started and no read
+/// is asked for until the replies have gone out below half of it. While the client does not read
+/// what was written to it (the channel is not writable), nothing is started either: a client that
+/// stops reading stops costing the shards and the proxy's memory (issue 13). A reply's size is
+/// known only when it arrives, so a retrieval counts each of its keys at `bytesPerKey`, learned
+/// from this client's replies: it starts at `initialBytesPerKey` (memcached's largest item) and
+/// follows the largest recent value, halving at most per reply. A first request is always
+/// started, whatever its estimate.
 ///
 /// On every request's path: the per-request methods are inlined into the handler, as the code was
 /// when it lived there (callgrind counted about 100 instructions per request otherwise).
@@ -49,6 +63,15 @@ struct ClientPipeline {
     }
 
     let maxPending: Int
+    /// Bytes of replies in progress (estimated) and waiting to be written, past which no
+    /// request is started.
+    let replyBudget: Int
+    /// The estimated size of one retrieval key's share of a reply.
+    private(set) var bytesPerKey: Int
+    /// The sum of the slots' `counted` bytes.
+    private(set) var countedBytes = 0
+    /// The client reads what it is sent (the channel is writable).
+    private(set) var writable = true
     /// The replies of requests `sequence - slots.count + 1 ... sequence`, oldest first.
     /// A `Deque`: it holds its elements as they are, where `CircularBuffer` holds optionals that
     /// Swift copies and destroys through generic value witnesses on every request.
@@ -77,8 +100,15 @@ struct ClientPipeline {
     /// A `quit` or a protocol error: close once the replies before it are out.
     private(set) var closeAfterReplies = false
 
-    init(maxPending: Int) {
+    /// memcached's default largest item: what a key's value may be before its reply shows.
+    static let initialBytesPerKey = 1024 * 1024
+    /// A retrieval key's share never counts for less (the VALUE line alone is about this).
+    static let minimumBytesPerKey = 64
+
+    init(maxPending: Int, replyBudget: Int = 8 * 1024 * 1024) {
         self.maxPending = maxPending
+        self.replyBudget = replyBudget
+        self.bytesPerKey = Self.initialBytesPerKey
     }
 
     // MARK: Starting requests
@@ -94,20 +124,38 @@ struct ClientPipeline {
     /// Whether one more request may start in this round of processing.
     @inline(__always)
     var canStartRequest: Bool {
-        !held && slots.count < maxPending && !closeAfterReplies && !closing
+        !held && !closeAfterReplies && !closing && !overLimits
+    }
+
+    /// Too many requests or reply bytes, or a client that does not read: start nothing more.
+    @inline(__always)
+    private var overLimits: Bool {
+        if slots.isEmpty { return !writable }
+        return slots.count >= maxPending || countedBytes >= replyBudget || !writable
+    }
+
+    /// Back under half the limits, and the client reads: requests may start again.
+    @inline(__always)
+    private var underResumeMarks: Bool {
+        writable && slots.count < maxPending / 2 && countedBytes < replyBudget / 2
     }
 
     @inline(__always)
     mutating func endProcessing() {
         processing = false
-        paused = slots.count >= maxPending
+        paused = overLimits
     }
 
-    /// A new reply slot at the end of the queue, for a request started at `now` (nanoseconds).
+    /// A new reply slot at the end of the queue, for a request started at `now` (nanoseconds)
+    /// whose reply may hold the values of `keys` retrieval keys.
     @inline(__always)
-    mutating func open(_ operation: MemcacheOperation, now: UInt64) -> ReplySlot {
+    mutating func open(_ operation: MemcacheOperation, keys: Int = 0, now: UInt64) -> ReplySlot {
         sequence &+= 1
-        slots.append(PendingReply(operation: operation, start: now))
+        let counted = keys &* bytesPerKey
+        countedBytes &+= counted
+        slots.append(
+            PendingReply(operation: operation, start: now, keys: Int32(truncatingIfNeeded: keys), counted: counted)
+        )
         return ReplySlot(sequence: sequence)
     }
 
@@ -150,6 +198,14 @@ struct ClientPipeline {
     @inline(__always)
     mutating func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool) -> Finished? {
         guard let position = position(of: slot), !slots[position].done else { return nil }
+        let size = bytes?.readableBytes ?? 0
+        countedBytes &+= size &- slots[position].counted
+        slots[position].counted = size
+        let keys = Int(slots[position].keys)
+        if keys > 0 {
+            // Up at once to a large value; down by half at most per reply.
+            bytesPerKey = max(size / keys, bytesPerKey / 2, Self.minimumBytesPerKey)
+        }
         slots[position].bytes = bytes
         slots[position].endsRetrieval = endsRetrieval
         slots[position].done = true
@@ -169,6 +225,7 @@ struct ClientPipeline {
     ) -> Actions {
         while !slots.isEmpty, slots[0].done {
             let reply = slots.removeFirst()
+            countedBytes &-= reply.counted
             if let bytes = reply.bytes {
                 if reply.endsRetrieval {
                     outbound.writeRetrievalReply(hits: bytes)
@@ -186,11 +243,24 @@ struct ClientPipeline {
         }
         var actions: Actions = []
         if outbound.readableBytes > 0 { actions.insert(.sendReplies) }
-        if paused, slots.count < maxPending / 2 {
+        if paused, underResumeMarks {
             paused = false
             actions.insert(.resume)
         }
         return actions
+    }
+
+    /// The channel's writability changed (the client read, or stopped reading, what it was
+    /// sent): true when requests held back can be started now.
+    mutating func writabilityChanged(_ isWritable: Bool) -> Bool {
+        writable = isWritable
+        guard isWritable else {
+            paused = true
+            return false
+        }
+        guard paused, !processing, underResumeMarks else { return false }
+        paused = false
+        return true
     }
 
     // MARK: Reads, hold, close

@@ -8,8 +8,10 @@ import NIOExtras
 /// `ProxyEngine` and carries out what the engine asks (shard requests, replies), and writes the
 /// replies in order as they complete, as its `ClientPipeline` decides.
 ///
-/// Bounded: at most `maxPendingRequests` requests of a client are in progress; past that the
-/// handler stops reading from it until replies have gone out.
+/// Bounded: at most `maxPendingRequests` requests of a client are in progress, and about
+/// `ClientPipeline.replyBudget` bytes of its replies; past either, or while the client does not
+/// read its replies, the handler starts none of its requests and stops reading from it until
+/// replies have gone out.
 final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, HeldRepliesFlushing {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -32,6 +34,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     private var outbound = ByteBuffer()
     /// Replies wait in `outbound` for the end of a shard read (`LoopWrites`).
     private var repliesHeld = false
+    /// Requests may start again once the held replies are written: whether the client reads
+    /// them (the channel stays writable) is known only then.
+    private var resumeAfterFlush = false
 
     init(decoder: MemcacheRequestDecoder, proxy: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard) {
         self.decoder = decoder
@@ -140,9 +145,17 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
             }
         }
         if actions.contains(.resume) {
-            process()
-            if pipeline.takePendingRead() { context.read() }
+            if repliesHeld {
+                resumeAfterFlush = true
+            } else {
+                resume(context)
+            }
         }
+    }
+
+    private func resume(_ context: ChannelHandlerContext) {
+        process()
+        if pipeline.takePendingRead() { context.read() }
     }
 
     /// Writes the replies held during a shard read (`LoopWrites` calls it when the read is over).
@@ -150,6 +163,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
         repliesHeld = false
         guard let context = channelContext, !pipeline.closing else { return }
         sendReplies(context)
+        if resumeAfterFlush {
+            resumeAfterFlush = false
+            resume(context)
+        }
     }
 
     private func sendReplies(_ context: ChannelHandlerContext) {
@@ -166,13 +183,19 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
 
     /// Resumes the requests held back by a compare-and-swap.
     private func releasePipeline() {
-        guard pipeline.release() else { return }
-        process()
-        if pipeline.takePendingRead() { channelContext?.read() }
+        guard pipeline.release(), let context = channelContext else { return }
+        resume(context)
     }
 
     func read(context: ChannelHandlerContext) {
         if pipeline.readRequested() { context.read() }
+    }
+
+    /// A client that stops reading what it is sent is sent nothing more to do: no request of its
+    /// is started (nor read) until the channel's buffered replies drain below its low mark.
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if pipeline.writabilityChanged(context.channel.isWritable) { resume(context) }
+        context.fireChannelWritabilityChanged()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {

@@ -31,7 +31,7 @@ extension ProxyEngine {
                 )
                 return
             }
-            let slot = open(.metaGet, &client)
+            let slot = open(.metaGet, keys: 1, &client)
             // mg answers with one server's state of the item (a stale item's win token, W once
             // then Z; the CAS unique; hit and access times): the primary is that server, as
             // for gets. A miss or a failure there still moves on to the other replicas.

@@ -145,8 +145,9 @@ struct ProxyEngine {
 
     /// A new reply slot at the end of the client's queue, for the request being started.
     @inline(__always)
-    func open(_ operation: MemcacheOperation, _ client: inout ClientPipeline) -> ReplySlot {
-        client.open(operation, now: now)
+    /// Opens the reply slot of a request whose reply may hold the values of `keys` keys.
+    func open(_ operation: MemcacheOperation, keys: Int = 0, _ client: inout ClientPipeline) -> ReplySlot {
+        client.open(operation, keys: keys, now: now)
     }
 
     /// Whether a result is a transport failure worth sending the request again for.

@@ -17,7 +17,7 @@ extension ProxyEngine {
             retrieveOne(request, &client, &actions)
             return
         }
-        let slot = open(request.operation, &client)
+        let slot = open(request.operation, keys: request.keys.count, &client)
         let state = RetrievalState(request: request, slot: slot)
         for index in request.keys.indices {
             state.replicas[index] = proxy.readReplicas(request.keys[index])
@@ -32,7 +32,7 @@ extension ProxyEngine {
         _ client: inout ClientPipeline,
         _ actions: inout ProxyActions
     ) {
-        let slot = open(request.operation, &client)
+        let slot = open(request.operation, keys: 1, &client)
         let key = request.keys[0]
         let replicas = proxy.readReplicas(key)
         guard !replicas.isEmpty else {
