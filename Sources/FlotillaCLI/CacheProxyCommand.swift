@@ -32,7 +32,12 @@ struct CacheProxyCommand: AsyncParsableCommand {
     @Option(help: "Copies of each key, on distinct shards (default: 2).")
     var replicas = 2
 
-    @Option(help: "Acknowledgements a write waits for: all, quorum (N/2+1) or one (default: quorum).")
+    @Option(
+        help: """
+            Acknowledgements a write waits for: all, quorum (N/2+1) or one (default: quorum). \
+            With --replicas 2, quorum is both: a replica that is slow or gone fails writes until it is marked down.
+            """
+    )
     var consistency: ProxyConfiguration.Consistency = .quorum
 
     @Option(help: "Key placement: ring (consistent hashing, virtual nodes) or ketama (as twemproxy, fnv1a_64).")
