@@ -210,6 +210,32 @@ struct ProxyEngineTests {
         #expect(Self.replies(reply).map(\.text) == [expected])
     }
 
+    @Test("a shard's hits are matched to the keys asked: in order, with misses, a key asked twice, or out of order")
+    func hitsMatchTheKeysAsked() {
+        func value(_ key: String) -> RetrievedValue {
+            RetrievedValue(
+                key: ByteBuffer(string: key),
+                flags: 0,
+                cas: nil,
+                data: ByteBuffer(string: "x"),
+                raw: ByteBuffer(string: "VALUE \(key) 0 1\r\nx\r\n")
+            )
+        }
+        func match(_ hits: [String], _ keys: [String]) -> [Int?] {
+            ProxyEngine.match(hits.map(value), to: keys.map { ByteBuffer(string: $0) })
+        }
+        #expect(match(["a", "c"], ["a", "b", "c"]) == [0, nil, 1])
+        #expect(match(["a", "a"], ["a", "b", "a"]) == [0, nil, 1])
+        #expect(match(["c", "a"], ["a", "b", "c"]) == [1, nil, 0])
+        #expect(match([], ["a", "b"]) == [nil, nil])
+        #expect(match(["z"], ["a"]) == [nil])
+        // 100,000 keys, every other one a hit: linear (a search per key took seconds here).
+        let keys = (0..<100_000).map { "key\($0)" }
+        let hits = stride(from: 0, to: keys.count, by: 2).map { keys[$0] }
+        let matches = match(hits, keys)
+        #expect(matches.compactMap { $0 } == Array(hits.indices))
+    }
+
     @Test("a read after this client's write of the key goes to the primary, and never falls back past it")
     func readYourWrites() throws {
         var harness = try Harness()
