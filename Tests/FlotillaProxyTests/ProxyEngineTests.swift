@@ -87,6 +87,9 @@ struct ProxyEngineTests {
             return take()
         }
 
+        /// What the engine asked for since the last call (after `continueSlicing`).
+        mutating func takeActions() -> [ProxyAction] { take() }
+
         private mutating func take() -> [ProxyAction] {
             defer { actions.removeAll() }
             let actions = Array(self.actions)
@@ -234,6 +237,54 @@ struct ProxyEngineTests {
         let hits = stride(from: 0, to: keys.count, by: 2).map { keys[$0] }
         let matches = match(hits, keys)
         #expect(matches.compactMap { $0 } == Array(hits.indices))
+    }
+
+    @Test("a get of more than 1024 keys goes in slices: hits per slice in order, one END after the last")
+    func largeGetGoesInSlices() throws {
+        var harness = try Harness(shards: 2, replicas: 1)
+        let keys = (0..<2500).map { "key\($0)" }
+        var sends = Self.sends(harness.start("get \(keys.joined(separator: " "))\r\n"))
+        var slices = 1
+        while harness.engine.isSlicing {
+            harness.engine.continueSlicing(client: &harness.client, into: &harness.actions)
+            sends += Self.sends(harness.takeActions())
+            slices += 1
+        }
+        #expect(slices == 3)
+        let asked = sends.map { $0.text.dropFirst(4).split(whereSeparator: \.isWhitespace).count }
+        #expect(asked.reduce(0, +) == keys.count)
+        // Every shard has the even keys; the slices are answered last first.
+        var replies: [Reply] = []
+        for send in sends.reversed() {
+            let values = send.text.dropFirst(4).split(whereSeparator: \.isWhitespace)
+                .filter { Int($0.dropFirst(3))! % 2 == 0 }
+                .map { "VALUE \($0) 0 1\r\nx\r\n" }.joined()
+            replies += Self.replies(try harness.answer(send, values + "END\r\n"))
+        }
+        // One slot per slice and one for END, in request order whatever order they finished in.
+        let text = replies.sorted { $0.sequence < $1.sequence }.map { $0.text ?? "" }.joined()
+        let expected =
+            keys.enumerated().filter { $0.offset % 2 == 0 }
+            .map { "VALUE \($0.element) 0 1\r\nx\r\n" }.joined() + "END\r\n"
+        #expect(replies.count == 4)
+        #expect(text == expected)
+        #expect(replies.max { $0.sequence < $1.sequence }?.text == "END\r\n")
+    }
+
+    @Test("a sliced get that no shard answers is one SERVER_ERROR, as an unsliced one")
+    func largeGetFailsAsOne() throws {
+        var harness = try Harness(shards: 2, replicas: 1)
+        let keys = (0..<1500).map { "key\($0)" }
+        var sends = Self.sends(harness.start("get \(keys.joined(separator: " "))\r\n"))
+        while harness.engine.isSlicing {
+            harness.engine.continueSlicing(client: &harness.client, into: &harness.actions)
+            sends += Self.sends(harness.takeActions())
+        }
+        var replies: [Reply] = []
+        for send in sends { replies += Self.replies(harness.fail(send, .timeout)) }
+        let text = replies.sorted { $0.sequence < $1.sequence }.compactMap(\.text).joined()
+        #expect(text.hasPrefix("SERVER_ERROR"))
+        #expect(!text.contains("VALUE") && !text.contains("END"))
     }
 
     @Test("a read after this client's write of the key goes to the primary, and never falls back past it")

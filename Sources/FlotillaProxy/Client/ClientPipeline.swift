@@ -19,14 +19,17 @@ struct PendingReply {
     let start: UInt64
     /// Retrieval keys the reply may hold values of (0 for other requests).
     let keys: Int32
+    /// The request's latency is recorded when this reply is done (not for a slice of a get).
+    let records: Bool
     /// The reply's bytes as counted against the client's budget: the estimate while in
     /// progress, the reply's own size once done.
     var counted: Int
 
-    init(operation: MemcacheOperation, start: UInt64, keys: Int32, counted: Int) {
+    init(operation: MemcacheOperation, start: UInt64, keys: Int32, records: Bool, counted: Int) {
         self.operation = operation
         self.start = start
         self.keys = keys
+        self.records = records
         self.counted = counted
     }
 }
@@ -149,12 +152,23 @@ struct ClientPipeline {
     /// A new reply slot at the end of the queue, for a request started at `now` (nanoseconds)
     /// whose reply may hold the values of `keys` retrieval keys.
     @inline(__always)
-    mutating func open(_ operation: MemcacheOperation, keys: Int = 0, now: UInt64) -> ReplySlot {
+    mutating func open(
+        _ operation: MemcacheOperation,
+        keys: Int = 0,
+        now: UInt64,
+        records: Bool = true
+    ) -> ReplySlot {
         sequence &+= 1
         let counted = keys &* bytesPerKey
         countedBytes &+= counted
         slots.append(
-            PendingReply(operation: operation, start: now, keys: Int32(truncatingIfNeeded: keys), counted: counted)
+            PendingReply(
+                operation: operation,
+                start: now,
+                keys: Int32(truncatingIfNeeded: keys),
+                records: records,
+                counted: counted
+            )
         )
         return ReplySlot(sequence: sequence)
     }
@@ -190,6 +204,8 @@ struct ClientPipeline {
     struct Finished {
         var operation: MemcacheOperation
         var start: UInt64
+        /// The request's latency is to be recorded (false for a slice of a get).
+        var records: Bool
         /// The slot was at the head of the queue: replies are ready to go out.
         var atHead: Bool
     }
@@ -212,6 +228,7 @@ struct ClientPipeline {
         return Finished(
             operation: slots[position].operation,
             start: slots[position].start,
+            records: slots[position].records,
             atHead: position == slots.startIndex
         )
     }

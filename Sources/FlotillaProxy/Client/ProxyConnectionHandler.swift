@@ -37,6 +37,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     /// Requests may start again once the held replies are written: whether the client reads
     /// them (the channel stays writable) is known only then.
     private var resumeAfterFlush = false
+    /// `process` runs again on the next turn of the event loop (a large get's next slice).
+    private var processScheduled = false
 
     init(decoder: MemcacheRequestDecoder, proxy: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard) {
         self.decoder = decoder
@@ -65,12 +67,27 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
         process()
     }
 
-    /// Decodes and starts requests while the client has room.
+    /// Decodes and starts requests while the client has room. A large get is started a slice
+    /// per turn of the event loop, a few slices in flight at a time (`ProxyEngine.sliceKeys`):
+    /// the other connections on the loop are served between its slices, and this client's later
+    /// requests wait for its last.
     private func process() {
-        guard inbound != nil, pipeline.beginProcessing() else { return }
-        while pipeline.canStartRequest, let request = decoder.decode(buffer: &inbound!) {
-            engine.start(request, client: &pipeline, now: NIODeadline.now().uptimeNanoseconds, into: &actions)
+        guard inbound != nil || engine.isSlicing, pipeline.beginProcessing() else { return }
+        while pipeline.canStartRequest {
+            if engine.isSlicing {
+                // The next slice starts when one in flight is answered (`shardAnswered`).
+                guard engine.canContinueSlicing else { break }
+                engine.continueSlicing(client: &pipeline, into: &actions)
+            } else if inbound != nil, let request = decoder.decode(buffer: &inbound!) {
+                engine.start(request, client: &pipeline, now: NIODeadline.now().uptimeNanoseconds, into: &actions)
+            } else {
+                break
+            }
             interpret()
+            if engine.isSlicing {
+                if engine.canContinueSlicing { processLater() }
+                break
+            }
         }
         pipeline.endProcessing()
         if let buffer = inbound {
@@ -83,10 +100,21 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
         writeReady()
     }
 
+    /// Runs `process` again on the next turn of the event loop, after the I/O that is ready.
+    private func processLater() {
+        guard !processScheduled, let context = channelContext else { return }
+        processScheduled = true
+        context.eventLoop.assumeIsolated().execute { [self] in
+            processScheduled = false
+            process()
+        }
+    }
+
     /// A shard's answer to a request of this client.
     func shardAnswered(_ continuation: ProxyContinuation, _ result: Result<ShardReply, ShardFailure>) {
         engine.answered(continuation, result, client: &pipeline, into: &actions)
         interpret()
+        if engine.isSlicing, engine.canContinueSlicing { processLater() }
     }
 
     /// Carries out what the engine asked for, in order. A shard that fails a request at once
@@ -114,11 +142,13 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
 
     private func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool, failed: Bool) {
         guard let finished = pipeline.finish(slot, bytes, endsRetrieval: endsRetrieval) else { return }
-        recorder.record(
-            finished.operation.rawValue,
-            nanoseconds: NIODeadline.now().uptimeNanoseconds &- finished.start,
-            failed: failed
-        )
+        if finished.records {
+            recorder.record(
+                finished.operation.rawValue,
+                nanoseconds: NIODeadline.now().uptimeNanoseconds &- finished.start,
+                failed: failed
+            )
+        }
         if finished.atHead { writeReady() }
     }
 
@@ -128,7 +158,10 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     /// reply leaves from (`flushReplies` sends what it gathered).
     private func writeReady() {
         guard let context = channelContext else { return }
-        let actions = pipeline.takeReady(into: &outbound, decoderIdle: decoder.isIdle && inbound == nil)
+        let actions = pipeline.takeReady(
+            into: &outbound,
+            decoderIdle: decoder.isIdle && inbound == nil && !engine.isSlicing
+        )
         if actions.contains(.close) {
             sendReplies(context)
             context.close(promise: nil)

@@ -26,13 +26,28 @@ struct ProxyEngine {
     private let picker: PowerOfTwoChoicesPicker
     private var random: SplitMix64
     /// When the request being started was received (nanoseconds), for its reply slot.
-    private var now: UInt64 = 0
+    private(set) var now: UInt64 = 0
+    /// A large get whose slices are still to start: the handler calls `continueSlicing` on the
+    /// next turn of the event loop, before any later request of the client.
+    var slicing: SlicedRetrieval?
+    /// Whether a large get still has slices to start.
+    var isSlicing: Bool { slicing != nil }
+    /// Whether its next slice may start now: few enough of its slices are in flight.
+    var canContinueSlicing: Bool {
+        guard let slicing else { return false }
+        return slicing.unfinished < Self.slicesInFlight
+    }
 
     init(proxy: ProxyContext, seed: UInt64, outstanding: @escaping (Int) -> Int) {
         self.proxy = proxy
         self.outstanding = outstanding
         self.picker = PowerOfTwoChoicesPicker(count: proxy.configuration.shards.count)
         self.random = SplitMix64(seed: seed)
+    }
+
+    /// Starts the next slice of a large get (while `isSlicing`), before any later request.
+    mutating func continueSlicing(client: inout ClientPipeline, into actions: inout ProxyActions) {
+        continueSlicing(&client, &actions)
     }
 
     /// Transport failures (not replies) of a write are retried this many times.

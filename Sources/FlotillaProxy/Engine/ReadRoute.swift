@@ -17,10 +17,48 @@ extension ProxyEngine {
             retrieveOne(request, &client, &actions)
             return
         }
+        if request.keys.count > Self.sliceKeys {
+            slicing = SlicedRetrieval(request: request, start: now)
+            continueSlicing(&client, &actions)
+            return
+        }
         let slot = open(request.operation, keys: request.keys.count, &client)
         let state = RetrievalState(request: request, slot: slot)
         for index in request.keys.indices {
             state.replicas[index] = proxy.readReplicas(request.keys[index])
+        }
+        retrievalRound(state, client, &actions)
+    }
+
+    /// Keys of a multi-get started at once. A larger get goes in slices of this many keys, one
+    /// per turn of the event loop (`continueSlicing`) and at most `slicesInFlight` at a time, so
+    /// that the client connections sharing the loop and its shard connections are served between
+    /// them: a 100,000-key get held a loop for 200 ms in one piece.
+    static let sliceKeys = 256
+    /// Slices of one get in flight at once. Every client on an event loop shares one pipelined
+    /// connection per shard: a get's slices all sent at once would queue everyone else's
+    /// requests behind all of its keys at the shard, as one piece did.
+    static let slicesInFlight = 2
+
+    /// Starts the next slice of the get being sliced: its keys as a multi-get of their own with
+    /// its own reply slot (hits only, no END), and with the last slice the slot of the final line.
+    mutating func continueSlicing(_ client: inout ClientPipeline, _ actions: inout ProxyActions) {
+        guard let sliced = slicing else { return }
+        let request = sliced.request
+        let end = min(sliced.next + Self.sliceKeys, request.keys.count)
+        var part = request
+        part.keys = RetrievalKeys(Array(request.keys[sliced.next..<end]))
+        let slot = client.open(request.operation, keys: end - sliced.next, now: sliced.start, records: false)
+        sliced.next = end
+        sliced.unfinished += 1
+        if end == request.keys.count {
+            sliced.final = client.open(request.operation, now: sliced.start)
+            slicing = nil
+        }
+        let state = RetrievalState(request: part, slot: slot)
+        state.slice = sliced
+        for index in part.keys.indices {
+            state.replicas[index] = proxy.readReplicas(part.keys[index])
         }
         retrievalRound(state, client, &actions)
     }
@@ -226,6 +264,10 @@ extension ProxyEngine {
     }
 
     func finishRetrieval(_ state: RetrievalState, _ actions: inout ProxyActions) {
+        if let sliced = state.slice {
+            finishSlice(state, of: sliced, &actions)
+            return
+        }
         if let clientError = state.clientError {
             actions.append(.reply(state.slot, clientError, failed: true))
             return
@@ -247,6 +289,37 @@ extension ProxyEngine {
         actions.append(.reply(state.slot, reply, failed: false))
         if proxy.configuration.readRepair { readRepair(state, &actions) }
     }
+
+    /// A slice's hits go out as they are (no END); the final line waits for every slice: END, or
+    /// what a multi-get of those keys would have answered when no shard answered any slice or
+    /// one blamed the request.
+    private func finishSlice(_ state: RetrievalState, of sliced: SlicedRetrieval, _ actions: inout ProxyActions) {
+        sliced.unfinished -= 1
+        if state.answered { sliced.answered = true }
+        if let failure = state.lastFailure { sliced.lastFailure = failure }
+        if let clientError = state.clientError { sliced.clientError = clientError }
+        var hits = ByteBuffer()
+        var count: UInt64 = 0
+        for index in state.keys.indices {
+            guard var raw = state.results[index]?.raw else { continue }
+            hits.writeBuffer(&raw)
+            count += 1
+        }
+        proxy.counters.add(.getHits, count)
+        proxy.counters.add(.getMisses, UInt64(state.keys.count) - count)
+        actions.append(.reply(state.slot, count > 0 ? hits : nil, failed: false))
+        if proxy.configuration.readRepair { readRepair(state, &actions) }
+        guard sliced.unfinished == 0, let final = sliced.final else { return }
+        if let clientError = sliced.clientError {
+            actions.append(.reply(final, clientError, failed: true))
+        } else if !sliced.answered, let failure = sliced.lastFailure {
+            actions.append(Self.serverError(final, failure))
+        } else {
+            actions.append(.reply(final, Self.end, failed: false))
+        }
+    }
+
+    private static let end = ByteBuffer(string: "END\r\n")
 
     /// Reads that must see one server's state go to the primary: CAS uniques (gets/gats), reads
     /// that change the item (gat/gats), and keys this client wrote while replies were outstanding
@@ -376,6 +449,8 @@ final class RetrievalState {
     var answered = false
     var lastFailure: String?
     var clientError: ByteBuffer?
+    /// The get this is a slice of, when it had more than `ProxyEngine.sliceKeys` keys.
+    var slice: SlicedRetrieval?
 
     init(request: RetrievalRequest, slot: ReplySlot) {
         self.request = request
@@ -387,5 +462,26 @@ final class RetrievalState {
         self.settled = Array(repeating: false, count: keys.count)
         self.missedOn = Array(repeating: [], count: keys.count)
         self.repairFrom = Array(repeating: nil, count: keys.count)
+    }
+}
+
+/// A get of more than `ProxyEngine.sliceKeys` keys, started a slice at a time.
+final class SlicedRetrieval {
+    let request: RetrievalRequest
+    /// When the get was received (nanoseconds): its latency is recorded on the final line.
+    let start: UInt64
+    /// The first key not started yet.
+    var next = 0
+    /// Slices started whose hits are not out yet.
+    var unfinished = 0
+    /// The slot of the final line (END or an error), opened with the last slice.
+    var final: ReplySlot?
+    var answered = false
+    var lastFailure: String?
+    var clientError: ByteBuffer?
+
+    init(request: RetrievalRequest, start: UInt64) {
+        self.request = request
+        self.start = start
     }
 }
