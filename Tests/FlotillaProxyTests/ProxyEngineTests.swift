@@ -239,10 +239,10 @@ struct ProxyEngineTests {
         #expect(matches.compactMap { $0 } == Array(hits.indices))
     }
 
-    @Test("a get of more than 1024 keys goes in slices: hits per slice in order, one END after the last")
+    @Test("a get of more than sliceKeys keys goes in slices: hits per slice in order, one END after the last")
     func largeGetGoesInSlices() throws {
         var harness = try Harness(shards: 2, replicas: 1)
-        let keys = (0..<2500).map { "key\($0)" }
+        let keys = (0..<(ProxyEngine.sliceKeys * 5 / 2)).map { "key\($0)" }
         var sends = Self.sends(harness.start("get \(keys.joined(separator: " "))\r\n"))
         var slices = 1
         while harness.engine.isSlicing {
@@ -274,7 +274,7 @@ struct ProxyEngineTests {
     @Test("a sliced get that no shard answers is one SERVER_ERROR, as an unsliced one")
     func largeGetFailsAsOne() throws {
         var harness = try Harness(shards: 2, replicas: 1)
-        let keys = (0..<1500).map { "key\($0)" }
+        let keys = (0..<(ProxyEngine.sliceKeys + 10)).map { "key\($0)" }
         var sends = Self.sends(harness.start("get \(keys.joined(separator: " "))\r\n"))
         while harness.engine.isSlicing {
             harness.engine.continueSlicing(client: &harness.client, into: &harness.actions)
