@@ -587,6 +587,27 @@ def test_a_client_that_does_not_read_its_replies_does_not_grow_the_proxy(shards)
         assert proxy.terminate() == 0
 
 
+def test_a_client_that_reads_late_gets_every_reply_in_order(shards):
+    # The same pause as above, then the client reads: the proxy resumes where it stopped.
+    with CacheProxy(shards, "--replicas", "1", threads=1) as proxy:
+        client = proxy.client()
+        keys = [f"late:{i}" for i in range(40)]
+        values = {key: (key.encode() * 20_000)[:100_000] for key in keys}
+        for key, value in values.items():
+            assert client.set(key, value) is True, key
+        gets = 30
+        request = ("get " + " ".join(keys) + "\r\n").encode()
+        with Raw(proxy.data, timeout=20) as late:
+            late.send(request * gets)
+            time.sleep(1.0)  # the proxy stops once its replies wait unsent
+            expected = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (key.encode(), len(value), value)
+                                for key, value in values.items()) + b"END\r\n"
+            for index in range(gets):
+                assert late.read_until(b"END\r\n", limit=8 << 20) == expected, f"reply {index}"
+        assert client.get("late:0") == values["late:0"]
+        assert proxy.terminate() == 0
+
+
 # Two clients each asking for 100,000 keys in one get, again and again, and a third asking for
 # one key: the proxy serves the third between the slices of the large gets. Compared with what a
 # lone memcached -t 1 gives the third client under the same load (it serves each large get in

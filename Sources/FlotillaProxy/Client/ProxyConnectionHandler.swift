@@ -37,7 +37,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     /// Requests may start again once the held replies are written: whether the client reads
     /// them (the channel stays writable) is known only then.
     private var resumeAfterFlush = false
-    /// `process` runs again on the next turn of the event loop (a large get's next slice).
+    /// `process` runs again on the next turn of the event loop (a large get's next slice, or
+    /// the client read what it was sent).
     private var processScheduled = false
 
     init(decoder: MemcacheRequestDecoder, proxy: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard) {
@@ -100,13 +101,15 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
         writeReady()
     }
 
-    /// Runs `process` again on the next turn of the event loop, after the I/O that is ready.
+    /// Starts requests again on the next turn of the event loop, after the I/O that is ready
+    /// (and does the read held back, if one was).
     private func processLater() {
         guard !processScheduled, let context = channelContext else { return }
         processScheduled = true
         context.eventLoop.assumeIsolated().execute { [self] in
             processScheduled = false
-            process()
+            guard let context = channelContext else { return }
+            resume(context)
         }
     }
 
@@ -227,7 +230,9 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     /// A client that stops reading what it is sent is sent nothing more to do: no request of its
     /// is started (nor read) until the channel's buffered replies drain below its low mark.
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if pipeline.writabilityChanged(context.channel.isWritable) { resume(context) }
+        // Later, not now: NIO reports writability from inside a write of ours (`sendReplies`),
+        // where starting requests would add replies to the buffer being written.
+        if pipeline.writabilityChanged(context.channel.isWritable) { processLater() }
         context.fireChannelWritabilityChanged()
     }
 
