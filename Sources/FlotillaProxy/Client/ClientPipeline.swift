@@ -213,24 +213,40 @@ struct ClientPipeline {
     /// Fills `slot` (nil bytes: nothing to send, as for noreply); nil when it was already done.
     @inline(__always)
     mutating func finish(_ slot: ReplySlot, _ bytes: ByteBuffer?, endsRetrieval: Bool) -> Finished? {
-        guard let position = position(of: slot), !slots[position].done else { return nil }
-        let size = bytes?.readableBytes ?? 0
-        countedBytes &+= size &- slots[position].counted
-        slots[position].counted = size
-        let keys = Int(slots[position].keys)
-        if keys > 0 {
-            // Up at once to a large value; down by half at most per reply.
-            bytesPerKey = max(size / keys, bytesPerKey / 2, Self.minimumBytesPerKey)
-        }
-        slots[position].bytes = bytes
-        slots[position].endsRetrieval = endsRetrieval
-        slots[position].done = true
-        return Finished(
-            operation: slots[position].operation,
-            start: slots[position].start,
-            records: slots[position].records,
-            atHead: position == slots.startIndex
+        guard let position = position(of: slot) else { return nil }
+        // One in-place access to the slot: each read of `slots[position].field` copied the
+        // whole reply out of the Deque (about 450 instructions per request, callgrind).
+        return Self.fill(
+            &slots[position],
+            bytes,
+            endsRetrieval: endsRetrieval,
+            atHead: position == slots.startIndex,
+            countedBytes: &countedBytes,
+            bytesPerKey: &bytesPerKey
         )
+    }
+
+    @inline(__always)
+    private static func fill(
+        _ reply: inout PendingReply,
+        _ bytes: ByteBuffer?,
+        endsRetrieval: Bool,
+        atHead: Bool,
+        countedBytes: inout Int,
+        bytesPerKey: inout Int
+    ) -> Finished? {
+        guard !reply.done else { return nil }
+        let size = bytes?.readableBytes ?? 0
+        countedBytes &+= size &- reply.counted
+        reply.counted = size
+        if reply.keys > 0 {
+            // Up at once to a large value; down by half at most per reply.
+            bytesPerKey = max(size / Int(reply.keys), bytesPerKey / 2, Self.minimumBytesPerKey)
+        }
+        reply.bytes = bytes
+        reply.endsRetrieval = endsRetrieval
+        reply.done = true
+        return Finished(operation: reply.operation, start: reply.start, records: reply.records, atHead: atHead)
     }
 
     /// Moves every completed reply at the head of the queue into `outbound`, in order, and says
