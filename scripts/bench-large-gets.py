@@ -16,68 +16,16 @@ scripts/build-release.sh).
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import socket
 import statistics
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "Tests" / "python"))
 os.environ.setdefault("FLOTILLA_BIN", str(REPO / ".build-release" / "release" / "flotilla"))
 
-from proxy_support import CacheProxy, Memcached, Shards  # noqa: E402
-
-
-def read_reply(sock: socket.socket) -> bytes:
-    received = b""
-    while not received.endswith(b"END\r\n"):
-        chunk = sock.recv(1 << 20)
-        if not chunk:
-            raise ConnectionError("closed")
-        received += chunk
-    return received
-
-
-def large_gets(address: tuple[str, int], request: bytes, done) -> None:
-    with socket.create_connection(address, timeout=60) as sock:
-        while True:
-            sock.sendall(request)
-            read_reply(sock)
-            with done.get_lock():
-                done.value += 1
-
-
-def measure(address: tuple[str, int], client, keys: list[str], seconds: float) -> tuple[list[float], int]:
-    for start in range(0, len(keys), 1000):
-        client.set_many({key: b"x" * 10 for key in keys[start:start + 1000]})
-    client.set("small", b"ok")
-    request = ("get " + " ".join(keys) + "\r\n").encode()
-    done = multiprocessing.Value("i", 0)
-    workers = [multiprocessing.Process(target=large_gets, args=(address, request, done), daemon=True)
-               for _ in range(2)]
-    latencies: list[float] = []
-    with socket.create_connection(address, timeout=30) as third:
-        for worker in workers:
-            worker.start()
-        try:
-            deadline = time.monotonic() + 60
-            while done.value == 0 and time.monotonic() < deadline:
-                time.sleep(0.01)
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                started = time.monotonic()
-                third.sendall(b"get small\r\n")
-                read_reply(third)
-                latencies.append(time.monotonic() - started)
-                time.sleep(0.002)
-        finally:
-            for worker in workers:
-                worker.terminate()
-                worker.join(5)
-    return latencies, done.value
+from proxy_support import CacheProxy, Memcached, Shards, third_client_latencies  # noqa: E402
 
 
 def summary(name: str, latencies: list[float], large: int) -> str:
@@ -102,10 +50,10 @@ def main() -> int:
           f"{args.duration:g} s per side per round")
     for round_number in range(1, args.rounds + 1):
         with Memcached() as lone:
-            latencies, large = measure(("127.0.0.1", lone.port), lone.client(), keys, args.duration)
+            latencies, large = third_client_latencies(("127.0.0.1", lone.port), lone.client(), keys, args.duration)
             print(f"round {round_number}  " + summary("memcached -t 1", latencies, large))
         with Shards(2) as shards, CacheProxy(shards, "--replicas", "1", threads=1) as proxy:
-            latencies, large = measure(proxy.data, proxy.client(), keys, args.duration)
+            latencies, large = third_client_latencies(proxy.data, proxy.client(), keys, args.duration)
             print(f"round {round_number}  " + summary("cache-proxy --threads 1", latencies, large))
     return 0
 

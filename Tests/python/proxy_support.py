@@ -251,3 +251,55 @@ class Raw:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def large_gets(address: tuple[str, int], request: bytes, done) -> None:
+    """Sends `request` (a large get) again and again and reads each reply to its END, counting
+    answered replies in `done` (a multiprocessing.Value): the load of a client asking for many
+    keys at a time, run in its own process."""
+    with socket.create_connection(address, timeout=60) as sock:
+        while True:
+            sock.sendall(request)
+            received = b""
+            while not received.endswith(b"END\r\n"):
+                chunk = sock.recv(1 << 20)
+                if not chunk:
+                    return
+                received += chunk
+            with done.get_lock():
+                done.value += 1
+
+
+def third_client_latencies(address: tuple[str, int], client: Client, keys: list[str],
+                           seconds: float) -> tuple[list[float], int]:
+    """Sets `keys` (10-byte values) and `small` through `client`, then runs two processes asking
+    for all of `keys` in one get, again and again, and a third client asking for `small` every
+    2 ms for `seconds` once the first large get is answered. Returns the third client's
+    latencies and how many large gets were answered meanwhile."""
+    import multiprocessing
+
+    for start in range(0, len(keys), 1000):
+        client.set_many({key: b"x" * 10 for key in keys[start:start + 1000]})
+    assert client.set("small", b"ok") is True
+    request = ("get " + " ".join(keys) + "\r\n").encode()
+    done = multiprocessing.Value("i", 0)
+    workers = [multiprocessing.Process(target=large_gets, args=(address, request, done), daemon=True)
+               for _ in range(2)]
+    latencies: list[float] = []
+    with Raw(address, timeout=30) as third:
+        for worker in workers:
+            worker.start()
+        try:
+            wait_for(lambda: done.value > 0, timeout=60)
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                started = time.monotonic()
+                third.send(b"get small\r\n")
+                assert third.read_until(b"END\r\n") == b"VALUE small 0 2\r\nok\r\nEND\r\n"
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.002)
+        finally:
+            for worker in workers:
+                worker.terminate()
+                worker.join(5)
+    return latencies, done.value

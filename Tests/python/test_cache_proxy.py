@@ -24,7 +24,8 @@ import pytest
 from pymemcache.exceptions import MemcacheClientError
 
 from flotilla_server import REPO
-from proxy_support import CacheProxy, Memcached, Raw, Shards, free_port, require_memcached, wait_for
+from proxy_support import (CacheProxy, Memcached, Raw, Shards, free_port, require_memcached,
+                           third_client_latencies, wait_for)
 
 FLOTILLA_BIN = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
 MiB = 1 << 20
@@ -616,63 +617,12 @@ def test_a_client_that_reads_late_gets_every_reply_in_order(shards):
 LARGE_GET_KEYS = 100_000
 
 
-def _large_gets(address: tuple[str, int], request: bytes, done) -> None:
-    with socket.create_connection(address, timeout=30) as sock:
-        while True:
-            sock.sendall(request)
-            received = b""
-            while not received.endswith(b"END\r\n"):
-                chunk = sock.recv(1 << 20)
-                if not chunk:
-                    return
-                received += chunk
-            with done.get_lock():
-                done.value += 1
-
-
-def _third_client_latencies(address: tuple[str, int], fill, seconds: float) -> tuple[list[float], int]:
-    """Fills the keys with `fill`, runs two large-get clients for `seconds` and returns the third
-    client's get latencies and how many large gets were answered."""
-    import multiprocessing
-
-    keys = [f"k{i}" for i in range(LARGE_GET_KEYS)]
-    fill(keys)
-    request = ("get " + " ".join(keys) + "\r\n").encode()
-    done = multiprocessing.Value("i", 0)
-    workers = [multiprocessing.Process(target=_large_gets, args=(address, request, done), daemon=True)
-               for _ in range(2)]
-    latencies = []
-    with Raw(address, timeout=10) as third:
-        for worker in workers:
-            worker.start()
-        try:
-            wait_for(lambda: done.value > 0, timeout=30)
-            deadline = time.monotonic() + seconds
-            while time.monotonic() < deadline:
-                started = time.monotonic()
-                third.send(b"get small\r\n")
-                assert third.read_until(b"END\r\n") == b"VALUE small 0 2\r\nok\r\nEND\r\n"
-                latencies.append(time.monotonic() - started)
-                time.sleep(0.002)
-        finally:
-            for worker in workers:
-                worker.terminate()
-                worker.join(5)
-    return latencies, done.value
-
-
 def test_large_multigets_do_not_stall_other_clients(shards):
-    def fill_through(client):
-        def fill(keys):
-            for start in range(0, len(keys), 1000):
-                client.set_many({key: b"x" * 10 for key in keys[start:start + 1000]})
-            assert client.set("small", b"ok") is True
-        return fill
-
+    keys = [f"k{i}" for i in range(LARGE_GET_KEYS)]
     with Memcached() as lone:
-        alone, alone_gets = _third_client_latencies(("127.0.0.1", lone.port), fill_through(lone.client()), 3.0)
+        alone, alone_gets = third_client_latencies(("127.0.0.1", lone.port), lone.client(), keys, 3.0)
     with CacheProxy(shards, "--replicas", "1", threads=1) as proxy:
-        proxied, proxied_gets = _third_client_latencies(proxy.data, fill_through(proxy.client()), 3.0)
+        proxied, proxied_gets = third_client_latencies(proxy.data, proxy.client(), keys, 3.0)
         assert proxy.proc.poll() is None
         assert not proxy.log_entries("shard down"), "a large get timed a shard out"
     memcached_p90, proxy_p90 = percentile(alone, 0.9), percentile(proxied, 0.9)

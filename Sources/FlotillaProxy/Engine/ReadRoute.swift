@@ -276,16 +276,8 @@ extension ProxyEngine {
             actions.append(Self.serverError(state.slot, failure))
             return
         }
-        var reply = ByteBuffer()
-        var hits: UInt64 = 0
-        for index in state.keys.indices {
-            guard var raw = state.results[index]?.raw else { continue }
-            reply.writeBuffer(&raw)
-            hits += 1
-        }
+        var (reply, _) = takeHits(state)
         reply.writeStaticString("END\r\n")
-        proxy.counters.add(.getHits, hits)
-        proxy.counters.add(.getMisses, UInt64(state.keys.count) - hits)
         actions.append(.reply(state.slot, reply, failed: false))
         if proxy.configuration.readRepair { readRepair(state, &actions) }
     }
@@ -298,15 +290,7 @@ extension ProxyEngine {
         if state.answered { sliced.answered = true }
         if let failure = state.lastFailure { sliced.lastFailure = failure }
         if let clientError = state.clientError { sliced.clientError = clientError }
-        var hits = ByteBuffer()
-        var count: UInt64 = 0
-        for index in state.keys.indices {
-            guard var raw = state.results[index]?.raw else { continue }
-            hits.writeBuffer(&raw)
-            count += 1
-        }
-        proxy.counters.add(.getHits, count)
-        proxy.counters.add(.getMisses, UInt64(state.keys.count) - count)
+        let (hits, count) = takeHits(state)
         actions.append(.reply(state.slot, count > 0 ? hits : nil, failed: false))
         if proxy.configuration.readRepair { readRepair(state, &actions) }
         guard sliced.unfinished == 0, let final = sliced.final else { return }
@@ -320,6 +304,20 @@ extension ProxyEngine {
     }
 
     private static let end = ByteBuffer(string: "END\r\n")
+
+    /// The hits of a multi-key read in key order, and how many; counted as hits and misses.
+    private func takeHits(_ state: RetrievalState) -> (ByteBuffer, UInt64) {
+        var hits = ByteBuffer()
+        var count: UInt64 = 0
+        for index in state.keys.indices {
+            guard var raw = state.results[index]?.raw else { continue }
+            hits.writeBuffer(&raw)
+            count += 1
+        }
+        proxy.counters.add(.getHits, count)
+        proxy.counters.add(.getMisses, UInt64(state.keys.count) - count)
+        return (hits, count)
+    }
 
     /// Reads that must see one server's state go to the primary: CAS uniques (gets/gats), reads
     /// that change the item (gat/gats), and keys this client wrote while replies were outstanding
