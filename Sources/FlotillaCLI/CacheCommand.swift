@@ -30,6 +30,13 @@ struct CacheCommand: AsyncParsableCommand {
     @Option(help: "Most client connections open at once.")
     var maxConnections = 1024
 
+    @Option(
+        help:
+            "Memory for requests not yet fully received, across all connections; a client that would pass it is refused (default: 64MiB).",
+        transform: parseByteSize
+    )
+    var requestMemory = ByteSize(bytes: 64 << 20)
+
     func validate() throws {
         _ = try RoleLauncher.usable(roleConfiguration)
     }
@@ -41,6 +48,7 @@ struct CacheCommand: AsyncParsableCommand {
         configuration.memoryLimit = memory.bytes
         configuration.maxItemSize = maxItemSize.bytes
         configuration.maxConnections = maxConnections
+        configuration.requestMemory = requestMemory.bytes
         return configuration
     }
 

@@ -55,6 +55,13 @@ struct CacheProxyCommand: AsyncParsableCommand {
     @Option(help: "Most client connections open at once.")
     var maxConnections = 1024
 
+    @Option(
+        help:
+            "Memory for requests not yet fully received, across all connections; a client that would pass it is refused (default: 64MiB).",
+        transform: parseByteSize
+    )
+    var requestMemory = ByteSize(bytes: 64 << 20)
+
     func validate() throws {
         _ = try roleConfiguration()
     }
@@ -76,6 +83,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
         configuration.shardTimeout = shardTimeout
         configuration.failureLimit = failureLimit
         configuration.maxConnections = maxConnections
+        configuration.requestMemory = requestMemory.bytes
         return try RoleLauncher.usable(configuration)
     }
 

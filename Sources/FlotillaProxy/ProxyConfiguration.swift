@@ -56,6 +56,8 @@ public struct ProxyConfiguration: RoleConfiguration {
     public var failureLimit = 3
     /// Most open client connections (default 1024).
     public var maxConnections = 1024
+    /// Bytes held for client requests not yet fully received, across all connections (default 64 MiB).
+    public var requestMemory = 64 << 20
     /// Requests queued or in flight to one shard from one event loop; beyond it, `SERVER_ERROR`
     /// (default 4096; not a flag).
     public var maxOutstandingPerShard = 4_096
@@ -86,6 +88,12 @@ public struct ProxyConfiguration: RoleConfiguration {
             throw SettingsError(field: "shard-timeout", "must be more than 0 and at most 60s")
         }
         guard maxConnections >= 1 else { throw SettingsError(field: "max-connections", "must be at least 1") }
+        guard requestMemory >= maxItemSize + 4096 else {
+            throw SettingsError(
+                field: "request-memory",
+                "must hold one largest item and its line (1MiB + 4KiB), got \(ByteSize(bytes: requestMemory))"
+            )
+        }
         do {
             _ = try ShardRouter(shards: shards, distribution: distribution, replicas: replicas)
         } catch {
@@ -101,6 +109,7 @@ extension ProxyConfiguration: Codable {
         case shardTimeout = "shard-timeout"
         case failureLimit = "failure-limit"
         case maxConnections = "max-connections"
+        case requestMemory = "request-memory"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -129,6 +138,7 @@ extension ProxyConfiguration: Codable {
         shardTimeout = try container.decodeSetting(Duration.self, forKey: .shardTimeout) ?? shardTimeout
         failureLimit = try container.decodeValue(Int.self, forKey: .failureLimit) ?? failureLimit
         maxConnections = try container.decodeValue(Int.self, forKey: .maxConnections) ?? maxConnections
+        requestMemory = try container.decodeSetting(ByteSize.self, forKey: .requestMemory)?.bytes ?? requestMemory
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -142,5 +152,6 @@ extension ProxyConfiguration: Codable {
         try container.encodeSetting(shardTimeout, forKey: .shardTimeout)
         try container.encode(failureLimit, forKey: .failureLimit)
         try container.encode(maxConnections, forKey: .maxConnections)
+        try container.encodeSetting(ByteSize(bytes: requestMemory), forKey: .requestMemory)
     }
 }

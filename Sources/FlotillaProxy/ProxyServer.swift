@@ -75,6 +75,7 @@ public final class ProxyServer: Role, Sendable {
         }
         let perLoop = loopShards
         let decoderConfiguration = MemcacheRequestDecoder.Configuration(maxItemSize: configuration.maxItemSize)
+        let requestMemory = RequestMemory(limit: configuration.requestMemory)
         var serverConfiguration = TCPServer.Configuration(listen: configuration.listen)
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
@@ -100,7 +101,8 @@ public final class ProxyServer: Role, Sendable {
                     decoder: MemcacheRequestDecoder(configuration: decoderConfiguration),
                     proxy: context,
                     shards: shards.value,
-                    recorder: recorder.shard(on: channel.eventLoop)
+                    recorder: recorder.shard(on: channel.eventLoop),
+                    requestMemory: requestMemory
                 )
                 try channel.pipeline.syncOperations.addHandler(handler)
             }

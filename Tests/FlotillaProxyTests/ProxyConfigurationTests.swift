@@ -71,6 +71,7 @@ struct ProxyConfigurationTests {
             (#"{"shards": "a:1,b:2", "failure-limit": 0}"#, "failure-limit"),
             (#"{"shards": "a:1,b:2", "shard-timeout": "0ms"}"#, "shard-timeout"),
             (#"{"shards": "a:1,b:2", "max-connections": 0}"#, "max-connections"),
+            (#"{"shards": "a:1,b:2", "request-memory": "512KiB"}"#, "request-memory"),
         ]
     )
     func validationNamesTheField(json: String, field: String) throws {

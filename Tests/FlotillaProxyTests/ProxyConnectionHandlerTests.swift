@@ -48,7 +48,8 @@ struct ProxyConnectionHandlerTests {
             decoder: MemcacheRequestDecoder(configuration: .init(maxItemSize: 1 << 20)),
             proxy: proxy,
             shards: shards,
-            recorder: recorder.shard(on: loop)
+            recorder: recorder.shard(on: loop),
+            requestMemory: RequestMemory(limit: 64 << 20)
         )
         try channel.pipeline.syncOperations.addHandler(handler)
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 11211)).wait()

@@ -73,7 +73,8 @@ def test_status_and_the_ready_file_report_the_bound_listeners(cache: FlotillaPro
     assert report["listeners"]["admin"] == "%s:%d" % cache.addresses["admin"]
     # The settings are the role's own configuration, encoded: every flag, the common ones included.
     assert report["settings"]["listen"] == "127.0.0.1:0"
-    assert {"admin", "threads", "drain-timeout", "max-item-size", "max-connections", "ready-file"} <= set(report["settings"])
+    assert {"admin", "threads", "drain-timeout", "max-item-size", "max-connections", "request-memory",
+            "ready-file"} <= set(report["settings"])
 
 
 def test_a_listener_that_cannot_bind_ends_the_role_without_a_ready_file(tmp_path) -> None:
@@ -145,6 +146,7 @@ def test_the_proxy_reports_its_shards_and_routes_as_declared() -> None:
             settings = json.loads(proxy.get("/v1/status")[2])["settings"]
             assert settings["shards"] == addresses and settings["max-connections"] == "1024"
             assert settings["drain-timeout"] == "10s" and settings["distribution"] == "ring"
+            assert settings["request-memory"] == "64MiB"
             assert [entry["address"] for entry in listed] == [shard.address for shard in shards]
             assert all(entry["state"] == "up" and entry["requests"] > 0 for entry in listed)
 

@@ -13,6 +13,8 @@ extension CacheServer {
         public var maxItemSize = 1 << 20
         /// Most open connections (default 1024).
         public var maxConnections = 1024
+        /// Bytes held for requests not yet fully received, across all connections (default 64 MiB).
+        public var requestMemory = 64 << 20
 
         public init() {}
 
@@ -27,6 +29,12 @@ extension CacheServer {
                 )
             }
             guard maxConnections >= 1 else { throw SettingsError(field: "max-connections", "must be at least 1") }
+            guard requestMemory >= maxItemSize + 4096 else {
+                throw SettingsError(
+                    field: "request-memory",
+                    "must hold one largest item and its line (--max-item-size + 4KiB), got \(ByteSize(bytes: requestMemory))"
+                )
+            }
         }
     }
 }
@@ -37,6 +45,7 @@ extension CacheServer.Configuration: Codable {
         case memoryLimit = "memory"
         case maxItemSize = "max-item-size"
         case maxConnections = "max-connections"
+        case requestMemory = "request-memory"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -46,6 +55,7 @@ extension CacheServer.Configuration: Codable {
         memoryLimit = try container.decodeSetting(ByteSize.self, forKey: .memoryLimit)?.bytes ?? memoryLimit
         maxItemSize = try container.decodeSetting(ByteSize.self, forKey: .maxItemSize)?.bytes ?? maxItemSize
         maxConnections = try container.decodeValue(Int.self, forKey: .maxConnections) ?? maxConnections
+        requestMemory = try container.decodeSetting(ByteSize.self, forKey: .requestMemory)?.bytes ?? requestMemory
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -54,5 +64,6 @@ extension CacheServer.Configuration: Codable {
         try container.encodeSetting(ByteSize(bytes: memoryLimit), forKey: .memoryLimit)
         try container.encodeSetting(ByteSize(bytes: maxItemSize), forKey: .maxItemSize)
         try container.encode(maxConnections, forKey: .maxConnections)
+        try container.encodeSetting(ByteSize(bytes: requestMemory), forKey: .requestMemory)
     }
 }

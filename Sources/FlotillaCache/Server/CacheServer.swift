@@ -24,6 +24,7 @@ public final class CacheServer: Role, Sendable {
         let connections = ConnectionCounters()
         let context = CacheContext(configuration: configuration, connections: connections, threads: environment.threads)
         let decoderConfiguration = MemcacheRequestDecoder.Configuration(maxItemSize: configuration.maxItemSize)
+        let requestMemory = RequestMemory(limit: configuration.requestMemory)
         var serverConfiguration = TCPServer.Configuration(listen: configuration.listen)
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
@@ -41,7 +42,8 @@ public final class CacheServer: Role, Sendable {
                 let handler = MemcacheConnectionHandler(
                     decoder: MemcacheRequestDecoder(configuration: decoderConfiguration),
                     engine: CacheEngine(store: store, context: context),
-                    recorder: recorder.shard(on: channel.eventLoop)
+                    recorder: recorder.shard(on: channel.eventLoop),
+                    requestMemory: requestMemory
                 )
                 try channel.pipeline.syncOperations.addHandler(handler)
             }

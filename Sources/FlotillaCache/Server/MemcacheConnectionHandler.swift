@@ -28,11 +28,20 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     private var pendingRead = false
     private var draining = false
     private var closing = false
+    /// What the role holds for requests not yet fully received, and this connection's share.
+    private let requestMemory: RequestMemory
+    private var requestBytes = 0
 
-    init(decoder: MemcacheRequestDecoder, engine: CacheEngine, recorder: OperationRecorder.Shard) {
+    init(
+        decoder: MemcacheRequestDecoder,
+        engine: CacheEngine,
+        recorder: OperationRecorder.Shard,
+        requestMemory: RequestMemory
+    ) {
         self.decoder = decoder
         self.engine = engine
         self.recorder = recorder
+        self.requestMemory = requestMemory
         self.outbound = ByteBuffer()
     }
 
@@ -49,6 +58,8 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
             inbound!.writeBuffer(&bytes)
         }
         process(context: context)
+        // Also when paused, where `process` returned before reading anything.
+        chargeRequestMemory(context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
@@ -83,6 +94,24 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
         } else if inbound!.readerIndex > 64 * 1024 {
             inbound!.discardReadBytes()
         }
+        chargeRequestMemory(context: context)
+    }
+
+    /// Charges what the read buffer holds (requests not fully received, or held while paused).
+    private func chargeRequestMemory(context: ChannelHandlerContext) {
+        guard !closing, !requestMemory.charge(&requestBytes, to: inbound?.readableBytes ?? 0) else { return }
+        refuse(context: context)
+    }
+
+    /// Past `--request-memory`: the client is told, as memcached words an allocation failure,
+    /// and its connection closed; what it sent is dropped.
+    private func refuse(context: ChannelHandlerContext) {
+        closing = true
+        inbound = nil
+        _ = requestMemory.charge(&requestBytes, to: 0)
+        outbound.writeStaticString(RequestMemory.refusal)
+        flushReplies(context: context)
+        context.close(promise: nil)
     }
 
     private func flushReplies(context: ChannelHandlerContext) {
@@ -137,6 +166,7 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        _ = requestMemory.charge(&requestBytes, to: 0)
         engine.context.totals.commit(&engine.counters)
         context.fireChannelInactive()
     }

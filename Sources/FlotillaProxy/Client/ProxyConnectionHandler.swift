@@ -41,8 +41,19 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     /// the client read what it was sent).
     private var processScheduled = false
 
-    init(decoder: MemcacheRequestDecoder, proxy: ProxyContext, shards: LoopShards, recorder: OperationRecorder.Shard) {
+    /// What the proxy holds for requests not yet fully received, and this connection's share.
+    private let requestMemory: RequestMemory
+    private var requestBytes = 0
+
+    init(
+        decoder: MemcacheRequestDecoder,
+        proxy: ProxyContext,
+        shards: LoopShards,
+        recorder: OperationRecorder.Shard,
+        requestMemory: RequestMemory
+    ) {
         self.decoder = decoder
+        self.requestMemory = requestMemory
         self.shards = shards
         self.recorder = recorder
         self.engine = ProxyEngine(
@@ -66,6 +77,22 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
             inbound!.writeBuffer(&bytes)
         }
         process()
+        chargeRequestMemory(context)
+    }
+
+    /// Charges what the read buffer holds (requests not fully received, or waiting while the
+    /// client is paused). Past `--request-memory` the client is told, as memcached words an
+    /// allocation failure, after the replies before, and its connection closed.
+    private func chargeRequestMemory(_ context: ChannelHandlerContext) {
+        guard !pipeline.closing, !requestMemory.charge(&requestBytes, to: inbound?.readableBytes ?? 0) else {
+            return
+        }
+        inbound = nil
+        _ = requestMemory.charge(&requestBytes, to: 0)
+        pipeline.closeWhenReplied()
+        let slot = pipeline.open(.unknown, now: NIODeadline.now().uptimeNanoseconds)
+        finish(slot, ByteBuffer(staticString: RequestMemory.refusal), endsRetrieval: false, failed: true)
+        writeReady()
     }
 
     /// Decodes and starts requests while the client has room. A large get is started a slice
@@ -246,6 +273,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        _ = requestMemory.charge(&requestBytes, to: 0)
         pipeline.closed()
         channelContext = nil
         context.fireChannelInactive()

@@ -1,0 +1,46 @@
+import Synchronization
+
+/// The bytes a listener holds for requests it has received and not finished reading, across all
+/// of its connections, held to a budget (`--request-memory`). A connection charges what its
+/// read buffer holds after each read is processed; a connection whose charge would take the
+/// total past the limit is refused (`SERVER_ERROR out of memory reading request`, then closed),
+/// so that a thousand clients each holding a half-sent 1 MB value cannot take the process past
+/// `--memory` by a gigabyte. The charges are a few atomic operations per read.
+public final class RequestMemory: Sendable {
+    public let limit: Int
+    private let used = Atomic<Int>(0)
+    private let refusals = Atomic<UInt64>(0)
+
+    public init(limit: Int) {
+        self.limit = limit
+    }
+
+    /// What the connections hold now.
+    public var bytes: Int { used.load(ordering: .relaxed) }
+
+    /// Connections refused since start.
+    public var refused: UInt64 { refusals.load(ordering: .relaxed) }
+
+    /// The reply to a refused connection, as memcached words its allocation failures.
+    public static let refusal: StaticString = "SERVER_ERROR out of memory reading request\r\n"
+
+    /// A connection's charge goes from `held` to `bytes`. False when growing it would take the
+    /// total past the limit: then `held` stays as it was, and the connection is to be refused.
+    public func charge(_ held: inout Int, to bytes: Int) -> Bool {
+        let delta = bytes - held
+        guard delta != 0 else { return true }
+        if delta < 0 {
+            used.wrappingSubtract(-delta, ordering: .relaxed)
+            held = bytes
+            return true
+        }
+        let total = used.wrappingAdd(delta, ordering: .relaxed).newValue
+        guard total <= limit else {
+            used.wrappingSubtract(delta, ordering: .relaxed)
+            refusals.wrappingAdd(1, ordering: .relaxed)
+            return false
+        }
+        held = bytes
+        return true
+    }
+}
