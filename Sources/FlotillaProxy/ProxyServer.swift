@@ -22,6 +22,8 @@ public final class ProxyServer: Role, Sendable {
     private let loopShards: [NIOLoopBound<LoopShards>]
     /// Brings shards marked down back, and repairs the keys shards missed.
     private let repairer: ShardRepairer
+    /// Client requests not yet fully received, across connections (`--request-memory`).
+    private let requestMemory: RequestMemory
     /// Shard request rates for `/v1/shards`, sampled once a second while the proxy runs.
     let shardRates = RateWindow()
 
@@ -75,7 +77,11 @@ public final class ProxyServer: Role, Sendable {
         }
         let perLoop = loopShards
         let decoderConfiguration = MemcacheRequestDecoder.Configuration(maxItemSize: configuration.maxItemSize)
-        let requestMemory = RequestMemory(limit: configuration.requestMemory)
+        let requestMemory = RequestMemory(
+            limit: configuration.requestMemory,
+            metricsFactory: environment.metricsFactory
+        )
+        self.requestMemory = requestMemory
         var serverConfiguration = TCPServer.Configuration(listen: configuration.listen)
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
@@ -107,6 +113,11 @@ public final class ProxyServer: Role, Sendable {
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
+    }
+
+    /// Refreshes the proxy's gauges; the admin listener calls it before each scrape.
+    public func refreshMetrics() async {
+        requestMemory.refreshMetrics()
     }
 
     public func run() async throws {

@@ -1,3 +1,4 @@
+import CoreMetrics
 import Synchronization
 
 /// The bytes a listener holds for requests it has received and not finished reading, across all
@@ -10,9 +11,41 @@ public final class RequestMemory: Sendable {
     public let limit: Int
     private let used = Atomic<Int>(0)
     private let refusals = Atomic<UInt64>(0)
+    private let metrics: Metrics?
 
-    public init(limit: Int) {
+    /// `flotilla_request_memory_bytes`, `flotilla_request_memory_limit_bytes` and
+    /// `flotilla_request_memory_refused_total`, recorded by `refreshMetrics()` (before each scrape),
+    /// not on the request path.
+    private final class Metrics: Sendable {
+        let bytes: Gauge
+        let limit: Gauge
+        let refused: Counter
+        let exported = Mutex<UInt64>(0)
+
+        init(factory: any MetricsFactory) {
+            bytes = Gauge(label: "flotilla_request_memory_bytes", factory: factory)
+            limit = Gauge(label: "flotilla_request_memory_limit_bytes", factory: factory)
+            refused = Counter(label: "flotilla_request_memory_refused_total", factory: factory)
+        }
+    }
+
+    public init(limit: Int, metricsFactory: (any MetricsFactory)? = nil) {
         self.limit = limit
+        self.metrics = metricsFactory.map(Metrics.init)
+    }
+
+    /// Records the gauges and the refusals since the last call.
+    public func refreshMetrics() {
+        guard let metrics else { return }
+        metrics.bytes.record(bytes)
+        metrics.limit.record(limit)
+        let refused = self.refused
+        metrics.exported.withLock { exported in
+            if refused > exported {
+                metrics.refused.increment(by: Int64(refused - exported))
+                exported = refused
+            }
+        }
     }
 
     /// What the connections hold now.

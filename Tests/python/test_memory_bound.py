@@ -76,6 +76,12 @@ def _partial_sets_hold_within_the_budget(server) -> None:
             f"{PARTIAL_CLIENTS} half-sent values grew the process by {growth >> 20} MiB "
             f"(--request-memory {REQUEST_MEMORY >> 20} MiB, bound {REQUEST_RSS_BOUND >> 20} MiB)")
         assert refused >= PARTIAL_CLIENTS - (REQUEST_MEMORY // PARTIAL_BYTES) - 2, f"only {refused} refused"
+        # Operators see the refusals and what is held on /metrics.
+        status, _, body = server.get("/metrics")
+        metrics = dict(line.rsplit(" ", 1) for line in body.decode().splitlines()
+                       if line.startswith("flotilla_request_memory_"))
+        assert status == 200 and float(metrics["flotilla_request_memory_refused_total"]) >= refused
+        assert float(metrics["flotilla_request_memory_limit_bytes"]) == REQUEST_MEMORY
         # Everyone else is served, large values included.
         client = Client(server.data, timeout=10)
         assert client.set("after", b"a" * 500_000) is True

@@ -16,6 +16,8 @@ public final class CacheServer: Role, Sendable {
     private let store: StripedStore
     private let context: CacheContext
     private let metrics: CacheMetrics
+    /// Requests not yet fully received, across connections (`--request-memory`).
+    private let requestMemory: RequestMemory
 
     public init(configuration: Configuration, environment: RoleEnvironment) {
         let recorder = environment.recorder
@@ -24,7 +26,11 @@ public final class CacheServer: Role, Sendable {
         let connections = ConnectionCounters()
         let context = CacheContext(configuration: configuration, connections: connections, threads: environment.threads)
         let decoderConfiguration = MemcacheRequestDecoder.Configuration(maxItemSize: configuration.maxItemSize)
-        let requestMemory = RequestMemory(limit: configuration.requestMemory)
+        let requestMemory = RequestMemory(
+            limit: configuration.requestMemory,
+            metricsFactory: environment.metricsFactory
+        )
+        self.requestMemory = requestMemory
         var serverConfiguration = TCPServer.Configuration(listen: configuration.listen)
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
@@ -65,6 +71,7 @@ public final class CacheServer: Role, Sendable {
     /// Refreshes the cache's gauges; the admin listener calls it before each scrape.
     public func refreshMetrics() async {
         metrics.update(usage, limitBytes: context.configuration.memoryLimit)
+        requestMemory.refreshMetrics()
     }
 
     public var usage: Usage {
