@@ -57,6 +57,29 @@ public final class RequestMemory: Sendable {
     /// The reply to a refused connection, as memcached words its allocation failures.
     public static let refusal: StaticString = "SERVER_ERROR out of memory reading request\r\n"
 
+    /// One connection's charge against the budget.
+    public struct Share {
+        private let memory: RequestMemory
+        private var held = 0
+
+        public init(of memory: RequestMemory) {
+            self.memory = memory
+        }
+
+        /// Charges what the connection's read buffer holds now. False when that would pass the
+        /// budget: the connection is to be refused, and its whole charge is returned.
+        public mutating func charge(_ bytes: Int) -> Bool {
+            if memory.charge(&held, to: bytes) { return true }
+            release()
+            return false
+        }
+
+        /// The connection closed, or dropped what it held.
+        public mutating func release() {
+            _ = memory.charge(&held, to: 0)
+        }
+    }
+
     /// A connection's charge goes from `held` to `bytes`. False when growing it would take the
     /// total past the limit: then `held` stays as it was, and the connection is to be refused.
     public func charge(_ held: inout Int, to bytes: Int) -> Bool {

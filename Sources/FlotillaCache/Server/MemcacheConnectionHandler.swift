@@ -28,9 +28,8 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     private var pendingRead = false
     private var draining = false
     private var closing = false
-    /// What the role holds for requests not yet fully received, and this connection's share.
-    private let requestMemory: RequestMemory
-    private var requestBytes = 0
+    /// This connection's share of what the role holds for requests not yet fully received.
+    private var requestMemory: RequestMemory.Share
 
     init(
         decoder: MemcacheRequestDecoder,
@@ -41,7 +40,7 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
         self.decoder = decoder
         self.engine = engine
         self.recorder = recorder
-        self.requestMemory = requestMemory
+        self.requestMemory = RequestMemory.Share(of: requestMemory)
         self.outbound = ByteBuffer()
     }
 
@@ -99,7 +98,7 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
 
     /// Charges what the read buffer holds (requests not fully received, or held while paused).
     private func chargeRequestMemory(context: ChannelHandlerContext) {
-        guard !closing, !requestMemory.charge(&requestBytes, to: inbound?.readableBytes ?? 0) else { return }
+        guard !closing, !requestMemory.charge(inbound?.readableBytes ?? 0) else { return }
         refuse(context: context)
     }
 
@@ -108,7 +107,6 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     private func refuse(context: ChannelHandlerContext) {
         closing = true
         inbound = nil
-        _ = requestMemory.charge(&requestBytes, to: 0)
         outbound.writeStaticString(RequestMemory.refusal)
         flushReplies(context: context)
         context.close(promise: nil)
@@ -166,7 +164,7 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        _ = requestMemory.charge(&requestBytes, to: 0)
+        requestMemory.release()
         engine.context.totals.commit(&engine.counters)
         context.fireChannelInactive()
     }

@@ -41,9 +41,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     /// the client read what it was sent).
     private var processScheduled = false
 
-    /// What the proxy holds for requests not yet fully received, and this connection's share.
-    private let requestMemory: RequestMemory
-    private var requestBytes = 0
+    /// This connection's share of what the proxy holds for requests not yet fully received.
+    private var requestMemory: RequestMemory.Share
 
     init(
         decoder: MemcacheRequestDecoder,
@@ -53,7 +52,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
         requestMemory: RequestMemory
     ) {
         self.decoder = decoder
-        self.requestMemory = requestMemory
+        self.requestMemory = RequestMemory.Share(of: requestMemory)
         self.shards = shards
         self.recorder = recorder
         self.engine = ProxyEngine(
@@ -84,11 +83,8 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     /// client is paused). Past `--request-memory` the client is told, as memcached words an
     /// allocation failure, after the replies before, and its connection closed.
     private func chargeRequestMemory(_ context: ChannelHandlerContext) {
-        guard !pipeline.closing, !requestMemory.charge(&requestBytes, to: inbound?.readableBytes ?? 0) else {
-            return
-        }
+        guard !pipeline.closing, !requestMemory.charge(inbound?.readableBytes ?? 0) else { return }
         inbound = nil
-        _ = requestMemory.charge(&requestBytes, to: 0)
         pipeline.closeWhenReplied()
         let slot = pipeline.open(.unknown, now: NIODeadline.now().uptimeNanoseconds)
         finish(slot, ByteBuffer(staticString: RequestMemory.refusal), endsRetrieval: false, failed: true)
@@ -273,7 +269,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        _ = requestMemory.charge(&requestBytes, to: 0)
+        requestMemory.release()
         pipeline.closed()
         channelContext = nil
         context.fireChannelInactive()
