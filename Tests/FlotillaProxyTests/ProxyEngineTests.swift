@@ -287,6 +287,15 @@ struct ProxyEngineTests {
         #expect(!text.contains("VALUE") && !text.contains("END"))
     }
 
+    @Test("a get with a key over 250 bytes is answered here and never reaches a shard")
+    func tooLongKeyIsAnsweredHere() throws {
+        var harness = try Harness()
+        let actions = harness.start("get k \(String(repeating: "a", count: 251)) j\r\n")
+        #expect(Self.sends(actions).isEmpty)
+        #expect(Self.replies(actions).map(\.text) == ["CLIENT_ERROR bad command line format\r\n"])
+        #expect(Self.replies(actions).map(\.failed) == [true])
+    }
+
     @Test("a read after this client's write of the key goes to the primary, and never falls back past it")
     func readYourWrites() throws {
         var harness = try Harness()

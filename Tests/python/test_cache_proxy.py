@@ -640,6 +640,24 @@ def test_large_multigets_do_not_stall_other_clients(shards):
         f"{memcached_p90 * 1000:.1f} ms")
 
 
+def test_a_get_with_a_too_long_key_does_not_disturb_the_shard_connection(shards):
+    # Found by the fuzz soak: memcached answers a get with a key over 250 bytes with CLIENT_ERROR
+    # and drops the replies it had stacked for the same read, here a set's STORED from the same
+    # write: the proxy's shared shard connection was then one reply out of step, the next
+    # client got another's reply, and the shard was marked down.
+    too_long = b"a" * 251
+    with CacheProxy(shards, "--replicas", "2", "--failure-limit", "1", threads=1) as proxy:
+        with Raw(proxy.data) as raw:
+            assert raw.ask(b"set counter 0 0 5\r\nhello\r\nget " + too_long + b" k\r\n") == (
+                b"STORED\r\nCLIENT_ERROR bad command line format\r\n")
+        client = proxy.client()
+        for index in range(20):
+            assert client.set(f"after:{index}", b"v") is True
+            assert client.get(f"after:{index}") == b"v"
+        assert client.get("counter") == b"hello"
+        assert not proxy.log_entries("shard down")
+
+
 def read_to_end(address: tuple[str, int], request: bytes, timeout: float = 10.0) -> bytes:
     """Sends `request` in one write and returns every byte the server sends until it closes."""
     with Raw(address, timeout=timeout) as raw:

@@ -2,7 +2,8 @@ import NIOCore
 
 /// The classic text commands, checked in the order memcached's `process_command_ascii` checks them.
 extension MemcacheRequestDecoder {
-    static let keyMaxLength = 250
+    /// memcached's longest key.
+    public static let keyMaxLength = 250
 
     static func error(_ operation: MemcacheOperation, _ message: StaticString, noreply: Bool = false) -> LineOutcome {
         .request(.reply(MemcacheImmediateReply(operation: operation, message: message, suppressed: noreply)))

@@ -13,6 +13,14 @@ extension ProxyEngine {
         _ client: inout ClientPipeline,
         _ actions: inout ProxyActions
     ) {
+        // The decoder leaves a get's key lengths to whoever answers it (memcached's partial
+        // replies). Never a shard: memcached answers a key over 250 bytes with CLIENT_ERROR and
+        // drops the replies it had stacked, other clients' included on the connection they share.
+        if request.keys.contains(where: { $0.readableBytes > MemcacheRequestDecoder.keyMaxLength }) {
+            let slot = open(request.operation, &client)
+            actions.append(.reply(slot, Self.line("CLIENT_ERROR bad command line format"), failed: true))
+            return
+        }
         if request.keys.count == 1 {
             retrieveOne(request, &client, &actions)
             return
