@@ -45,11 +45,6 @@ struct ProxyEngine {
         self.random = SplitMix64(seed: seed)
     }
 
-    /// Starts the next slice of a large get (while `isSlicing`), before any later request.
-    mutating func continueSlicing(client: inout ClientPipeline, into actions: inout ProxyActions) {
-        continueSlicing(&client, &actions)
-    }
-
     /// Transport failures (not replies) of a write are retried this many times.
     static let writeRetries = 2
 

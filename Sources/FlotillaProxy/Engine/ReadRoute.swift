@@ -27,7 +27,7 @@ extension ProxyEngine {
         }
         if request.keys.count > Self.sliceKeys {
             slicing = SlicedRetrieval(request: request, start: now)
-            continueSlicing(&client, &actions)
+            continueSlicing(client: &client, into: &actions)
             return
         }
         let slot = open(request.operation, keys: request.keys.count, &client)
@@ -48,9 +48,10 @@ extension ProxyEngine {
     /// requests behind all of its keys at the shard, as one piece did.
     static let slicesInFlight = 2
 
-    /// Starts the next slice of the get being sliced: its keys as a multi-get of their own with
-    /// its own reply slot (hits only, no END), and with the last slice the slot of the final line.
-    mutating func continueSlicing(_ client: inout ClientPipeline, _ actions: inout ProxyActions) {
+    /// Starts the next slice of the get being sliced (while `isSlicing`, before any later
+    /// request): its keys as a multi-get of their own with its own reply slot (hits only, no
+    /// END), and with the last slice the slot of the final line.
+    mutating func continueSlicing(client: inout ClientPipeline, into actions: inout ProxyActions) {
         guard let sliced = slicing else { return }
         let request = sliced.request
         let end = min(sliced.next + Self.sliceKeys, request.keys.count)
