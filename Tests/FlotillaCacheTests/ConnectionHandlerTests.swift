@@ -85,4 +85,57 @@ struct ConnectionHandlerTests {
         #expect(try exchange(channel, "lo\r\n") == "STORED\r\n")
         #expect(!channel.isActive)
     }
+
+    @Test("lru_crawler metadump lists each live item as memcached does, and END")
+    func metadumpListsLiveItems() throws {
+        let channel = try makeChannel()
+        _ = try exchange(
+            channel,
+            "set a%b 5 0 1\r\nx\r\nset h\u{e9} 0 100 2\r\nhi\r\nset gone 0 -1 1\r\nx\r\nget h\u{e9}\r\n"
+        )
+        let dump = try exchange(channel, "lru_crawler metadump all\r\nlru_crawler metadump 2\r\nversion\r\n")
+        // A bare newline after each item, CRLF after END (one Character: split on both).
+        let lines = dump.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
+        #expect(lines.count == 6, "\(dump)")
+        let items = lines.prefix(2).sorted()
+        #expect(items[0].hasPrefix("key=a%25b exp=-1 la="))
+        #expect(items[0].contains(" fetch=no cls=1 size="))
+        #expect(items[1].hasPrefix("key=h%C3%A9 exp="))
+        #expect(items[1].contains(" fetch=yes cls=1 size="))
+        let expiry = items[1].split(separator: " ")[1].dropFirst(4)
+        let lastAccess = items[1].split(separator: " ")[2].dropFirst(3)
+        #expect(Int(expiry)! - Int(lastAccess)! == 100)
+        // The expired item is not listed; class 2 holds nothing; the next request follows END.
+        #expect(dump.hasSuffix("\nEND\r\nEND\r\nVERSION \(CacheContext.protocolVersion)\r\n"))
+    }
+
+    @Test("a metadump larger than one turn goes on in later event-loop turns, requests after it wait")
+    func metadumpYieldsToTheEventLoop() throws {
+        let channel = try makeChannel()
+        let items = 6_000
+        let key = String(repeating: "k", count: 200)
+        var sets = ""
+        for index in 0..<items { sets += "set \(key)\(index) 0 0 1 noreply\r\nx\r\n" }
+        #expect(try exchange(channel, sets) == "")
+        var dump = try exchange(channel, "lru_crawler metadump all\r\nversion\r\n")
+        #expect(!dump.contains("END\r\n"), "a 1.7 MB dump written in one turn")
+        var turns = 1
+        while !dump.contains("END\r\n"), turns < 10 {
+            channel.embeddedEventLoop.run()
+            dump += try exchange(channel, "")
+            turns += 1
+        }
+        #expect(turns > 1)
+        #expect(dump.hasSuffix("END\r\nVERSION \(CacheContext.protocolVersion)\r\n"))
+        #expect(dump.split(separator: "\n").filter { $0.hasPrefix("key=k") }.count == items)
+    }
+
+    @Test func crawlReclaimsExpiredItems() throws {
+        let channel = try makeChannel()
+        _ = try exchange(channel, "set gone 0 -1 1\r\nx\r\nset kept 0 0 1\r\nx\r\n")
+        #expect(try exchange(channel, "lru_crawler crawl all\r\n") == "OK\r\n")
+        let stats = try exchange(channel, "stats\r\n")
+        #expect(stats.contains("STAT curr_items 1\r\n"))
+        #expect(stats.contains("STAT reclaimed 1\r\n"))
+    }
 }

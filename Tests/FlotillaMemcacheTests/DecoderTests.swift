@@ -206,6 +206,27 @@ struct DecoderTests {
         #expect(storage.flags == 0)
         #expect(decodeAll("set f 99999999999999999999 0 1\r\nx\r\n").first.flatMap(replyText) != nil)
     }
+
+    @Test("lru_crawler metadump and crawl as memcached reads them")
+    func lruCrawler() {
+        #expect(decodeAll("lru_crawler metadump all\r\n") == [.metadump(classes: .all)])
+        #expect(decodeAll("lru_crawler metadump hash\r\n") == [.metadump(classes: .all)])
+        #expect(decodeAll("lru_crawler metadump 1,63,\r\n") == [.metadump(classes: .ids([1, 63]))])
+        #expect(decodeAll("lru_crawler crawl 2\r\n") == [.crawl(classes: .ids([2]))])
+        for (line, answer) in [
+            ("lru_crawler metadump 0", "BADCLASS invalid class id"),
+            ("lru_crawler metadump 64", "BADCLASS invalid class id"),
+            ("lru_crawler metadump 1,x", "BADCLASS invalid class id"),
+            ("lru_crawler crawl hash", "BADCLASS invalid class id"),
+            ("lru_crawler metadump", "ERROR"),
+            ("lru_crawler metadump all x", "ERROR"),
+            ("lru_crawler sleep 10", "ERROR"),
+            ("lru_crawler", "ERROR"),
+        ] {
+            let decoded = decodeAll(line + "\r\n")
+            #expect(decoded.count == 1 && replyText(decoded[0]) == answer, "\(line)")
+        }
+    }
 }
 
 extension MemcacheRequest {

@@ -11,6 +11,15 @@ struct CacheEngine {
         var operation: MemcacheOperation
         var failed = false
         var closesConnection = false
+        /// A metadump began: the connection writes it with `continueMetadump` as its client reads.
+        var metadump: Metadump?
+    }
+
+    /// An `lru_crawler metadump` in progress on a connection.
+    struct Metadump {
+        var cursor = StripedStore.DumpCursor()
+        /// False when the classes asked for hold no item (any class but flotilla's one).
+        var listsItems: Bool
     }
 
     let store: StripedStore
@@ -44,6 +53,12 @@ struct CacheEngine {
             return Outcome(operation: .verbosity)
         case .stats(let arguments):
             return stats(arguments, into: &out)
+        case .metadump(let classes):
+            return Outcome(operation: .lruCrawler, metadump: Metadump(listsItems: Self.holdsItems(classes)))
+        case .crawl:
+            store.reclaimExpired()
+            out.writeMemcacheLine("OK")
+            return Outcome(operation: .lruCrawler)
         case .flushAll(let delay, let noreply):
             flushAll(delay: delay)
             if !noreply { out.writeMemcacheLine("OK") }
@@ -79,6 +94,29 @@ struct CacheEngine {
         case .meta(let meta):
             counters.add(.cmdMeta)
             return executeMeta(meta, into: &out)
+        }
+    }
+
+    /// Writes the next piece of a metadump, about `bytes` long; `END` and true once it is done.
+    func continueMetadump(_ dump: inout Metadump, bytes: Int, into out: inout ByteBuffer) -> Bool {
+        let stop = out.writerIndex + bytes
+        while dump.listsItems, out.writerIndex < stop {
+            if store.metadump(from: &dump.cursor, slots: Self.metadumpSlots, into: &out) {
+                dump.listsItems = false
+            }
+        }
+        guard !dump.listsItems else { return false }
+        out.writeStaticString("END\r\n")
+        return true
+    }
+
+    /// Slots visited under one stripe lock by a metadump.
+    static let metadumpSlots = 512
+
+    private static func holdsItems(_ classes: SlabClasses) -> Bool {
+        switch classes {
+        case .all: true
+        case .ids(let ids): ids.contains(StripedStore.slabClass)
         }
     }
 

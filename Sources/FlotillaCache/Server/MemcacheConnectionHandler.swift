@@ -28,6 +28,8 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     private var pendingRead = false
     private var draining = false
     private var closing = false
+    /// An `lru_crawler metadump` being written, a piece at a time as the client reads it.
+    private var metadump: CacheEngine.Metadump?
     /// This connection's share of what the role holds for requests not yet fully received.
     private var requestMemory: RequestMemory.Share
 
@@ -68,12 +70,19 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     private func process(context: ChannelHandlerContext) {
-        guard !paused, !closing, inbound != nil else { return }
+        guard !paused, !closing else { return }
+        // A metadump in progress goes first: the requests after it wait for its end.
+        guard metadump == nil || continueMetadump(context: context), inbound != nil else { return }
         while let request = decoder.decode(buffer: &inbound!) {
             let start = NIODeadline.now().uptimeNanoseconds
             let outcome = engine.execute(request, into: &outbound)
             let elapsed = NIODeadline.now().uptimeNanoseconds &- start
             recorder.record(outcome.operation.rawValue, nanoseconds: elapsed, failed: outcome.failed)
+            if let dump = outcome.metadump {
+                metadump = dump
+                guard continueMetadump(context: context) else { break }
+                continue
+            }
             if outcome.closesConnection {
                 closing = true
                 flushReplies(context: context)
@@ -95,6 +104,29 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
         }
         chargeRequestMemory(context: context)
     }
+
+    /// Writes the metadump in progress while the client reads it; true once it ended. A dump
+    /// pauses the connection when the client stops reading, and also every `metadumpTurn`
+    /// bytes, to let the event loop serve other connections before it goes on.
+    private func continueMetadump(context: ChannelHandlerContext) -> Bool {
+        var written = 0
+        while !engine.continueMetadump(&metadump!, bytes: Self.flushThreshold, into: &outbound) {
+            written += outbound.readableBytes
+            flushReplies(context: context)
+            paused = true
+            if !context.channel.isWritable { return false }
+            if written >= Self.metadumpTurn {
+                context.eventLoop.assumeIsolated().execute { [self] in resume(context: context) }
+                return false
+            }
+            paused = false
+        }
+        metadump = nil
+        return true
+    }
+
+    /// Bytes of metadump written in one event-loop turn.
+    static let metadumpTurn = 1 << 20
 
     /// Charges what the read buffer holds (requests not fully received, or held while paused).
     private func chargeRequestMemory(context: ChannelHandlerContext) {
@@ -126,16 +158,23 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, paused {
-            paused = false
-            process(context: context)
-            flushReplies(context: context)
-            if pendingRead, !paused {
-                pendingRead = false
-                context.read()
-            }
+        if context.channel.isWritable {
+            resume(context: context)
         }
         context.fireChannelWritabilityChanged()
+    }
+
+    /// Goes on with the requests held while paused, and reads again once none is held.
+    private func resume(context: ChannelHandlerContext) {
+        guard paused, !closing, context.channel.isActive, context.channel.isWritable else { return }
+        paused = false
+        process(context: context)
+        flushReplies(context: context)
+        if pendingRead, !paused {
+            pendingRead = false
+            context.read()
+        }
+        closeIfDrained(context: context)
     }
 
     func read(context: ChannelHandlerContext) {

@@ -67,6 +67,26 @@ struct ItemStore {
         oldestLive != 0 && oldestLive <= now && item.time <= oldestLive
     }
 
+    /// Whether a client can still read `item` (not expired, not flushed).
+    func isLive(_ item: Item, now: UInt32) -> Bool {
+        !item.isExpired(now: now) && !isFlushed(item, now: now)
+    }
+
+    /// `lru_crawler crawl`: unlinks every expired or flushed item now rather than when it is next
+    /// looked up. Returns how many were reclaimed.
+    @discardableResult
+    mutating func reclaimExpired(now: UInt32) -> Int {
+        var reclaimed = 0
+        for slot in slots.indices {
+            guard let item = slots[slot], !isLive(item, now: now) else { continue }
+            if !item.state.contains(.fetched) { counters.expiredUnfetched += 1 }
+            counters.reclaimed += 1
+            unlink(Int32(slot))
+            reclaimed += 1
+        }
+        return reclaimed
+    }
+
     /// memcached's `do_item_bump`: the first fetch marks the item fetched, the next ones mark it
     /// active and refresh its access time; the item moves to the recently-used end.
     mutating func bump(_ slot: Int32, now: UInt32) {

@@ -73,6 +73,7 @@ extension MemcacheRequestDecoder {
         if line.equals(command, "flush_all") { return parseFlushAll(line, tokens: tokens) }
         if line.equals(command, "version") { return .request(.version) }
         if line.equals(command, "quit") { return .request(.quit) }
+        if line.equals(command, "lru_crawler") { return parseLRUCrawler(line, tokens: tokens) }
         if line.equals(command, "verbosity") {
             guard ntokens == 3 || ntokens == 4 else { return Self.error(.verbosity, "ERROR") }
             let noreply = Self.lastIsNoreply(line, tokens)
@@ -86,6 +87,29 @@ extension MemcacheRequestDecoder {
             return .request(.close(reason: .httpRequest))
         }
         return Self.error(.unknown, "ERROR")
+    }
+
+    /// `lru_crawler metadump|crawl all|hash|<classes>`, as memcached's `process_lru_crawler_command`
+    /// reads them; its other sub-commands (`sleep`, `tocrawl`, `enable`, `disable`) tune a crawler
+    /// thread flotilla does not have, and are answered `ERROR`.
+    private func parseLRUCrawler(_ line: Line, tokens: [MemcacheToken]) -> LineOutcome {
+        guard tokens.count == 3 else { return Self.error(.lruCrawler, "ERROR") }
+        let dumps = line.equals(tokens[1], "metadump")
+        guard dumps || line.equals(tokens[1], "crawl") else { return Self.error(.lruCrawler, "ERROR") }
+        let classes: SlabClasses
+        if line.equals(tokens[2], "all") || (dumps && line.equals(tokens[2], "hash")) {
+            classes = .all
+        } else {
+            var ids: [Int] = []
+            for part in line.string(tokens[2]).split(separator: ",") {
+                guard let id = Int(part), (1...SlabClasses.largestClass).contains(id) else {
+                    return Self.error(.lruCrawler, "BADCLASS invalid class id")
+                }
+                ids.append(id)
+            }
+            classes = .ids(ids)
+        }
+        return .request(dumps ? .metadump(classes: classes) : .crawl(classes: classes))
     }
 
     static func lastIsNoreply(_ line: Line, _ tokens: [MemcacheToken]) -> Bool {

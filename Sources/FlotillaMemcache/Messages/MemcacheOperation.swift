@@ -5,7 +5,7 @@ public enum MemcacheOperation: Int, CaseIterable, Sendable {
     case get, gets, gat, gats
     case set, add, replace, append, prepend, cas
     case delete, incr, decr, touch
-    case flushAll, version, verbosity, stats, quit
+    case flushAll, version, verbosity, stats, quit, lruCrawler
     case metaGet, metaSet, metaDelete, metaArithmetic, metaNoop, metaDebug
     /// A line memcached does not know (answered `ERROR`).
     case unknown
@@ -32,6 +32,7 @@ public enum MemcacheOperation: Int, CaseIterable, Sendable {
         case .verbosity: "verbosity"
         case .stats: "stats"
         case .quit: "quit"
+        case .lruCrawler: "lru_crawler"
         case .metaGet: "mg"
         case .metaSet: "ms"
         case .metaDelete: "md"

@@ -17,6 +17,10 @@ public enum MemcacheRequest: Equatable {
     /// `stats` and its sub-commands; `arguments` is empty for the general statistics.
     case stats(arguments: [String])
     case quit
+    /// `lru_crawler metadump all|hash|<classes>`: one line per live item, then `END`.
+    case metadump(classes: SlabClasses)
+    /// `lru_crawler crawl all|<classes>`: reclaims expired items now.
+    case crawl(classes: SlabClasses)
     case meta(MetaRequest)
     /// A storage command whose value is larger than the item size limit: memcached answers
     /// `SERVER_ERROR object too large for cache`, skips the data and, for a plain set, drops the
@@ -31,6 +35,16 @@ public enum MemcacheRequest: Equatable {
         case httpRequest
         case lineTooLong
     }
+}
+
+/// The slab classes an `lru_crawler` command names: `all` (or `hash`), or a comma-separated list
+/// of class ids, each 1...63 as memcached accepts them.
+public enum SlabClasses: Equatable, Sendable {
+    case all
+    case ids([Int])
+
+    /// The largest class id memcached accepts.
+    public static let largestClass = 63
 }
 
 /// An answer decided while decoding, such as `ERROR` or `CLIENT_ERROR bad data chunk`.

@@ -94,6 +94,11 @@ struct ProxyEngine {
         case .stats(let arguments):
             let slot = open(.stats, &client)
             actions.append(.reply(slot, statsReply(arguments), failed: false))
+        case .metadump, .crawl:
+            // Each shard crawls its own items: ask it directly. Answered as memcached answers a
+            // command it does not know, as before the cache served these.
+            let slot = open(.lruCrawler, &client)
+            actions.append(.reply(slot, Self.line("ERROR"), failed: true))
         case .quit, .close:
             client.closeWhenReplied()
         case .meta(let meta):
