@@ -106,8 +106,8 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Writes the metadump in progress while the client reads it; true once it ended. A dump
-    /// pauses the connection when the client stops reading, and also every `metadumpTurn`
-    /// bytes, to let the event loop serve other connections before it goes on.
+    /// pauses the connection when the client stops reading, and also after every
+    /// `metadumpTurn` bytes, to let the event loop serve other connections before it goes on.
     private func continueMetadump(context: ChannelHandlerContext) -> Bool {
         var written = 0
         while !engine.continueMetadump(&metadump!, bytes: Self.flushThreshold, into: &outbound) {
@@ -116,7 +116,11 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
             paused = true
             if !context.channel.isWritable { return false }
             if written >= Self.metadumpTurn {
-                context.eventLoop.assumeIsolated().execute { [self] in resume(context: context) }
+                // A task run at once would run before the loop polls its sockets again (NIO runs
+                // every task queued meanwhile first): one due a moment later lets it poll them.
+                context.eventLoop.assumeIsolated().scheduleTask(in: Self.metadumpPause) { [self] in
+                    resume(context: context)
+                }
                 return false
             }
             paused = false
@@ -126,7 +130,9 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Bytes of metadump written in one event-loop turn.
-    static let metadumpTurn = 1 << 20
+    static let metadumpTurn = 256 * 1024
+    /// The pause between two turns of a metadump, in which the loop serves other connections.
+    static let metadumpPause: TimeAmount = .microseconds(50)
 
     /// Charges what the read buffer holds (requests not fully received, or held while paused).
     private func chargeRequestMemory(context: ChannelHandlerContext) {

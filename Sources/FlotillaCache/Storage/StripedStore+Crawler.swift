@@ -1,3 +1,4 @@
+import FlotillaMemcache
 import NIOCore
 import Synchronization
 
@@ -59,10 +60,17 @@ extension StripedStore {
                 }
             }
         }
-        let expiry = item.exptime == 0 ? -1 : processStarted + Int64(item.exptime)
-        out.writeString(" exp=\(expiry) la=\(processStarted + Int64(item.time)) cas=\(item.cas)")
-        out.writeString(item.state.contains(.fetched) ? " fetch=yes" : " fetch=no")
-        out.writeString(" cls=\(slabClass) size=\(item.size)\n")
+        out.writeStaticString(" exp=")
+        out.writeDecimal(item.exptime == 0 ? -1 : processStarted + Int64(item.exptime))
+        out.writeStaticString(" la=")
+        out.writeDecimal(processStarted + Int64(item.time))
+        out.writeStaticString(" cas=")
+        out.writeDecimal(item.cas)
+        out.writeStaticString(item.state.contains(.fetched) ? " fetch=yes cls=" : " fetch=no cls=")
+        out.writeDecimal(UInt64(slabClass))
+        out.writeStaticString(" size=")
+        out.writeDecimal(UInt64(item.size))
+        out.writeInteger(UInt8(ascii: "\n"))
     }
 
     /// memcached's `uriencode` keeps letters, digits and `-._~`; every other byte is `%XX`.
