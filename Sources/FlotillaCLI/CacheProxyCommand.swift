@@ -14,7 +14,8 @@ struct CacheProxyCommand: AsyncParsableCommand {
             and are acknowledged per --consistency, reads go to the less busy of two replicas and \
             fall back to another on a miss or a failure. A shard that fails --failure-limit times \
             in a row is marked down: its keys move to the next live shards, the writes it misses \
-            are kept as hints and replayed when it answers again.
+            are kept as hints and replayed when it answers again. A shard that restarted (empty) \
+            is rebuilt from its peers at --rebuild-rate before it serves reads again.
 
             Example:
               flotilla cache-proxy --listen 127.0.0.1:22122 \\
@@ -62,6 +63,15 @@ struct CacheProxyCommand: AsyncParsableCommand {
     )
     var requestMemory = ByteSize(bytes: 64 << 20)
 
+    @Option(
+        help: """
+            Keys per second copied to a shard that restarted (a new pid, or a shorter uptime, on the \
+            proxy's probes) from its peers' lru_crawler metadump; it serves no reads until done. \
+            0 turns rebuilds off (default: 20000).
+            """
+    )
+    var rebuildRate = 20_000
+
     func validate() throws {
         _ = try roleConfiguration()
     }
@@ -84,6 +94,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
         configuration.failureLimit = failureLimit
         configuration.maxConnections = maxConnections
         configuration.requestMemory = requestMemory.bytes
+        configuration.rebuildRate = rebuildRate
         return try RoleLauncher.usable(configuration)
     }
 

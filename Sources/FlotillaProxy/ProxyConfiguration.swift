@@ -58,6 +58,9 @@ public struct ProxyConfiguration: RoleConfiguration {
     public var maxConnections = 1024
     /// Bytes held for client requests not yet fully received, across all connections (default 64 MiB).
     public var requestMemory = 64 << 20
+    /// Keys per second copied to a shard that restarted, from its peers (default 20,000; 0: no
+    /// rebuild, a restarted shard gets back only the writes it missed while down).
+    public var rebuildRate = 20_000
     /// Requests queued or in flight to one shard from one event loop; beyond it, `SERVER_ERROR`
     /// (default 4096; not a flag).
     public var maxOutstandingPerShard = 4_096
@@ -94,6 +97,12 @@ public struct ProxyConfiguration: RoleConfiguration {
                 "must hold one largest item and its line (1MiB + 4KiB), got \(ByteSize(bytes: requestMemory))"
             )
         }
+        guard (0...10_000_000).contains(rebuildRate) else {
+            throw SettingsError(
+                field: "rebuild-rate",
+                "must be from 0 (off) to 10000000 keys per second, got \(rebuildRate)"
+            )
+        }
         do {
             _ = try ShardRouter(shards: shards, distribution: distribution, replicas: replicas)
         } catch {
@@ -110,6 +119,7 @@ extension ProxyConfiguration: Codable {
         case failureLimit = "failure-limit"
         case maxConnections = "max-connections"
         case requestMemory = "request-memory"
+        case rebuildRate = "rebuild-rate"
     }
 
     public init(from decoder: any Decoder) throws {
@@ -139,6 +149,7 @@ extension ProxyConfiguration: Codable {
         failureLimit = try container.decodeValue(Int.self, forKey: .failureLimit) ?? failureLimit
         maxConnections = try container.decodeValue(Int.self, forKey: .maxConnections) ?? maxConnections
         requestMemory = try container.decodeSetting(ByteSize.self, forKey: .requestMemory)?.bytes ?? requestMemory
+        rebuildRate = try container.decodeValue(Int.self, forKey: .rebuildRate) ?? rebuildRate
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -153,5 +164,6 @@ extension ProxyConfiguration: Codable {
         try container.encode(failureLimit, forKey: .failureLimit)
         try container.encode(maxConnections, forKey: .maxConnections)
         try container.encodeSetting(ByteSize(bytes: requestMemory), forKey: .requestMemory)
+        try container.encode(rebuildRate, forKey: .rebuildRate)
     }
 }

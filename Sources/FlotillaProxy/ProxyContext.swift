@@ -9,14 +9,23 @@ final class ProxyContext: Sendable {
     let configuration: ProxyConfiguration
     let router: ShardRouter
     let health: ShardHealth
+    /// Restarts found, and the rebuilds of restarted shards.
+    let rebuilds: ShardRebuilds
     let version: String
     let startedAt = ContinuousClock.now
     let counters = ProxyCounters()
 
-    init(configuration: ProxyConfiguration, router: ShardRouter, health: ShardHealth, version: String) {
+    init(
+        configuration: ProxyConfiguration,
+        router: ShardRouter,
+        health: ShardHealth,
+        rebuilds: ShardRebuilds? = nil,
+        version: String
+    ) {
         self.configuration = configuration
         self.router = router
         self.health = health
+        self.rebuilds = rebuilds ?? ShardRebuilds(shardNames: configuration.shards.map(\.address))
         self.version = version
     }
 

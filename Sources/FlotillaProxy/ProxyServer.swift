@@ -51,7 +51,17 @@ public final class ProxyServer: Role, Sendable {
             maxHints: configuration.maxHintsPerShard,
             logger: logger
         )
-        let context = ProxyContext(configuration: configuration, router: router, health: health, version: version)
+        let rebuilds = ShardRebuilds(
+            shardNames: configuration.shards.map(\.address),
+            metricsFactory: environment.metricsFactory
+        )
+        let context = ProxyContext(
+            configuration: configuration,
+            router: router,
+            health: health,
+            rebuilds: rebuilds,
+            version: version
+        )
         let traffic = OperationRecorder(operations: configuration.shards.map(\.address), group: group)
         var loopShards: [ObjectIdentifier: NIOLoopBound<LoopShards>] = [:]
         for loop in group.makeIterator() {
@@ -142,6 +152,7 @@ public final class ProxyServer: Role, Sendable {
     /// Per-shard state for `/v1/shards`: health, traffic from every event loop, outstanding requests.
     func shardStates() async -> [ShardAdminState] {
         let health = context.health.snapshot()
+        let rebuilds = context.rebuilds.snapshot()
         let traffic = await traffic.snapshot()
         var outstanding = Array(repeating: 0, count: health.count)
         for bound in loopShards {
@@ -152,11 +163,13 @@ public final class ProxyServer: Role, Sendable {
             ShardAdminState(
                 address: context.configuration.shards[index].address,
                 up: !health[index].down && !health[index].recovering,
+                recovering: health[index].recovering,
                 traffic: traffic[index],
                 outstanding: outstanding[index],
                 pendingHints: health[index].pendingHints,
                 hintsReplayed: health[index].hintsReplayed,
-                timesMarkedDown: health[index].markedDown
+                timesMarkedDown: health[index].markedDown,
+                rebuild: rebuilds[index]
             )
         }
     }

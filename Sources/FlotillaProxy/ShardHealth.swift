@@ -145,6 +145,13 @@ final class ShardHealth: Sendable {
         return true
     }
 
+    /// The shard that is up restarted (a new process, empty): true when it now recovers (takes
+    /// writes, serves no reads) until its rebuild ends with `markUp`.
+    func restarted(_ shard: Int) -> Bool {
+        let (actions, _) = decide(shard) { machine in machine.onRestarted(shard, now: .now) }
+        return actions.contains(.beginRecovery(shard))
+    }
+
     /// The repair of a recovering shard failed: it is down again (and its writes hinted) until the
     /// next probe.
     func abortRecovery(_ shard: Int) {

@@ -50,10 +50,17 @@ final class ShardProbe: Sendable {
         let replies = channel.eventLoop.makePromise(of: [ShardReply].self)
         let collector = self.replies
         let count = requests.count
-        try await channel.eventLoop.submit { collector.expect(replies, expected, count: count) }.get()
         var batch = ByteBuffer()
         for var request in requests { batch.writeBuffer(&request) }
-        try await channel.writeAndFlush(batch)
+        do {
+            try await channel.eventLoop.submit { collector.expect(replies, expected, count: count) }.get()
+            try await channel.writeAndFlush(batch)
+        } catch {
+            // A connection closed meanwhile: the promise must still complete (a second failure
+            // of it, from the collector, is ignored).
+            replies.fail(error)
+            throw error
+        }
         let timer = channel.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
             replies.fail(ShardFailure.timeout)
         }

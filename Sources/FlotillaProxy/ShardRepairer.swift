@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Brings shards marked down back, and repairs the keys a shard missed: the proxy's background
 /// work, beside the `ShardHealth` it serves. It decides nothing about health itself: the probes
@@ -14,56 +15,130 @@ struct ShardRepairer: Sendable {
     let group: any EventLoopGroup
     let logger: Logger
 
-    /// Brings back shards marked down, and repairs the keys a shard that is up missed, until the
-    /// proxy shuts down.
+    /// Brings back shards marked down, rebuilds shards that restarted, and repairs the keys a shard
+    /// that is up missed, until the proxy shuts down.
     ///
     /// A down shard is probed when `ShardHealth` says its probe is due (its backoff: 100 ms
     /// doubling to 2 s, jittered). When it answers, every key it missed is repaired before it
     /// serves again (and once more after, for writes that raced the switch); if some hints were
     /// lost to a full queue it is flushed instead, so that it cannot serve stale data.
+    ///
+    /// Every shard that is up is asked for its `stats` each `watchInterval`: a new process there
+    /// (see `ShardIdentity`) restarted empty, and is rebuilt from its peers before it serves reads.
+    /// Probes and recoveries run side by side, one at a time per shard.
     func run() async {
-        while !Task.isCancelled, !Task.isShuttingDownGracefully {
-            for shard in context.health.dueProbes() {
-                await restore(shard)
+        let busy = BusyShards()
+        let watching = WatchConnections()
+        defer { watching.closeAll() }
+        await withDiscardingTaskGroup { tasks in
+            var lastWatch = ContinuousClock.now - Self.watchInterval
+            while !Task.isCancelled, !Task.isShuttingDownGracefully {
+                for shard in context.health.dueProbes() {
+                    tasks.addTask { await self.restore(shard) }
+                }
+                if ContinuousClock.now - lastWatch >= Self.watchInterval {
+                    lastWatch = .now
+                    for shard in 0..<addresses.count where context.health.isReadable(shard) && busy.claim(shard) {
+                        tasks.addTask {
+                            await self.watch(shard, connections: watching)
+                            busy.release(shard)
+                        }
+                    }
+                }
+                for shard in context.health.shardsWithHints() where context.health.isReadable(shard) {
+                    await repairLive(shard)
+                }
+                try? await Task.sleep(for: .milliseconds(50))
             }
-            for shard in context.health.shardsWithHints() where context.health.isLive(shard) {
-                await repairLive(shard)
-            }
-            try? await Task.sleep(for: .milliseconds(50))
+            tasks.cancelAll()
         }
     }
 
-    /// One probe of a down shard, and its repair when it answers.
+    /// How often each shard that is up is asked whether it restarted.
+    static let watchInterval: Duration = .seconds(1)
+
+    /// Asks an up shard which process it is; one that restarted recovers (writes only) while it
+    /// is rebuilt from its peers, then serves again.
+    private func watch(_ shard: Int, connections: WatchConnections) async {
+        let timeout = context.configuration.shardTimeout
+        let restarted: Bool
+        var probe: ShardProbe?
+        do {
+            let open: ShardProbe
+            if let kept = connections.take(shard) {
+                open = kept
+            } else {
+                open = try await ShardProbe.connect(to: addresses[shard], group: group, timeout: timeout)
+            }
+            probe = open
+            restarted = try await identify(shard, on: open)
+            connections.keep(open, for: shard)
+        } catch {
+            // A late reply must not be read as the next one's: a new connection next time. Not
+            // counted as a failure: the failures of client requests mark a shard down.
+            probe?.close()
+            return
+        }
+        guard restarted, context.health.restarted(shard) else { return }
+        var probes = ProbePool(addresses: addresses, group: group, timeout: timeout)
+        defer { probes.closeAll() }
+        await recover(shard, probes: &probes)
+    }
+
+    /// Reads the shard's `stats`, records which process it is; true when it restarted since the
+    /// last reading and has peers to be rebuilt from.
+    private func identify(_ shard: Int, on probe: ShardProbe) async throws -> Bool {
+        let timeout = context.configuration.shardTimeout
+        let reply = try await probe.request(statsRequest, expecting: .stats, timeout: timeout)
+        guard let identity = ShardIdentity(reply, observedAt: .now) else { return false }
+        let restarted = context.rebuilds.observe(shard, identity)
+        guard restarted, rebuildsEnabled else { return false }
+        logger.warning(
+            "shard restarted: rebuilding it from its peers before it serves reads",
+            metadata: ["shard": "\(context.configuration.shards[shard].address)", "pid": "\(identity.pid ?? 0)"]
+        )
+        return true
+    }
+
+    /// Whether restarted shards are rebuilt: with a peer to copy from, and a rate above zero.
+    var rebuildsEnabled: Bool {
+        context.configuration.replicas > 1 && context.configuration.rebuildRate > 0
+    }
+
+    /// One probe of a down shard, and its recovery when it answers.
     ///
     /// When the probe answers, the shard *recovers* before it serves: it takes every write of its
     /// keys again at once (so that no write after this point can miss it), serves no reads, and
-    /// its hinted keys are repaired; only then is it up. A shard that came back while writes
-    /// still went to the stand-ins would miss the writes in between; one that served reads before
-    /// its repair would serve values older than acknowledged ones.
+    /// its hinted keys are repaired (and, when it restarted meanwhile, every key of its peers
+    /// copied); only then is it up. A shard that came back while writes still went to the
+    /// stand-ins would miss the writes in between; one that served reads before its repair would
+    /// serve values older than acknowledged ones.
     private func restore(_ shard: Int) async {
         let timeout = context.configuration.shardTimeout
         var probes = ProbePool(addresses: addresses, group: group, timeout: timeout)
         defer { probes.closeAll() }
         var answered = false
         do {
-            let target = try await probes.probe(shard)
-            if case .line(let line) = try await target.request(versionRequest, expecting: .version, timeout: timeout),
-                line.status == .version
-            {
-                if context.health.hintsOverflowed(shard) {
-                    // Flushed while no client writes reach it, so that nothing acknowledged is flushed.
-                    logger.warning(
-                        "shard missed more writes than the hint queue holds: flushing it before it serves",
-                        metadata: ["shard": "\(context.configuration.shards[shard].address)"]
-                    )
-                    _ = try await target.request(flushRequest, expecting: .line, timeout: timeout)
-                }
-                answered = true
+            _ = try await identify(shard, on: probes.probe(shard))
+            if context.health.hintsOverflowed(shard) {
+                // Flushed while no client writes reach it, so that nothing acknowledged is flushed.
+                logger.warning(
+                    "shard missed more writes than the hint queue holds: flushing it before it serves",
+                    metadata: ["shard": "\(context.configuration.shards[shard].address)"]
+                )
+                _ = try await probes.probe(shard).request(flushRequest, expecting: .line, timeout: timeout)
             }
+            answered = true
         } catch {
             answered = false
         }
         guard context.health.probed(shard, answered: answered) else { return }
+        await recover(shard, probes: &probes)
+    }
+
+    /// Repairs a recovering shard: its hints, then (when it restarted) every key its peers hold
+    /// for it; then it serves reads again. Any failure puts it down until its next probe.
+    private func recover(_ shard: Int, probes: inout ProbePool) async {
         var repaired = 0
         var rounds = 0
         while rounds < Self.recoveryRounds {
@@ -97,6 +172,12 @@ struct ShardRepairer: Sendable {
                 start += batch.count
             }
             guard context.health.isRecovering(shard) else { return }
+        }
+        if rebuildsEnabled, context.rebuilds.isNeeded(shard) {
+            guard await rebuild(shard, probes: &probes) else {
+                context.health.abortRecovery(shard)
+                return
+            }
         }
         guard context.health.markUp(shard, replayed: repaired) else { return }
         // Hints of writes that failed on it during the repair: it is up, repair them too.
@@ -153,8 +234,11 @@ struct ShardRepairer: Sendable {
     ///   between makes the copy fail;
     /// - the source is read again after: a key whose value changed meanwhile is copied again (a
     ///   few times; a key still changing keeps its hint).
-    private func repair(_ keys: [ByteBuffer], on shard: Int, probes: inout ProbePool, removeStandIns: Bool) async throws
+    /// Returns how many keys it wrote or deleted on the shard.
+    @discardableResult
+    func repair(_ keys: [ByteBuffer], on shard: Int, probes: inout ProbePool, removeStandIns: Bool) async throws -> Int
     {
+        var changedOnShard = 0
         let timeout = context.configuration.shardTimeout
         var holders: [ByteBuffer: [Int]] = [:]
         var standIns: [ByteBuffer: [Int]] = [:]
@@ -232,6 +316,7 @@ struct ShardRepairer: Sendable {
                 }
             }
             let results = try await probes.probe(shard).pipeline(writes, expecting: .meta, timeout: timeout)
+            changedOnShard += written.count
             for (key, result) in zip(written, results) {
                 if let unique = Self.casUnique(result) { copied[key] = unique }
             }
@@ -261,7 +346,7 @@ struct ShardRepairer: Sendable {
             // Still changing under load: keep the hint for the next pass.
             context.health.addHint(shard, key: key)
         }
-        guard removeStandIns else { return }
+        guard removeStandIns else { return changedOnShard }
         var deletes: [Int: [ByteBuffer]] = [:]
         for key in keys {
             for standIn in standIns[key, default: []] {
@@ -271,6 +356,7 @@ struct ShardRepairer: Sendable {
         for (standIn, requests) in deletes {
             _ = try await probes.probe(standIn).pipeline(requests, expecting: .meta, timeout: timeout)
         }
+        return changedOnShard
     }
 
     /// The shard's CAS counter now: the unique of a throwaway item (deleted at once). Every write
@@ -320,7 +406,7 @@ struct ShardRepairer: Sendable {
         return nil
     }
 
-    private var versionRequest: ByteBuffer { ByteBuffer(string: "version\r\n") }
+    private var statsRequest: ByteBuffer { ByteBuffer(string: "stats\r\n") }
     private var flushRequest: ByteBuffer { ByteBuffer(string: "flush_all\r\n") }
 
     /// `mg|md <base64 key> b <flags>\r\n`: base64 so that any key bytes travel safely.
@@ -332,7 +418,7 @@ struct ShardRepairer: Sendable {
 }
 
 /// The prober's connections, one per shard, opened on first use.
-private struct ProbePool {
+struct ProbePool {
     let addresses: [SocketAddress]
     let group: any EventLoopGroup
     let timeout: Duration
@@ -353,5 +439,37 @@ private struct ProbePool {
 
     func closeAll() {
         for probe in open.values { probe.close() }
+    }
+}
+
+/// The connections that ask each up shard which process it is, kept from one second to the next.
+private final class WatchConnections: Sendable {
+    private let open = Mutex<[Int: ShardProbe]>([:])
+
+    /// The shard's connection, taken out until `keep` puts it back (one watch per shard at a time).
+    func take(_ shard: Int) -> ShardProbe? {
+        open.withLock { $0.removeValue(forKey: shard) }
+    }
+
+    func keep(_ probe: ShardProbe, for shard: Int) {
+        open.withLock { $0[shard] = probe }
+    }
+
+    func closeAll() {
+        for probe in open.withLock({ $0.values }) { probe.close() }
+    }
+}
+
+/// Shards a background task works on now, so that the next pass does not start another.
+private final class BusyShards: Sendable {
+    private let shards = Mutex<Set<Int>>([])
+
+    /// True when `shard` was free and is now claimed.
+    func claim(_ shard: Int) -> Bool {
+        shards.withLock { $0.insert(shard).inserted }
+    }
+
+    func release(_ shard: Int) {
+        _ = shards.withLock { $0.remove(shard) }
     }
 }

@@ -72,6 +72,7 @@ struct ProxyConfigurationTests {
             (#"{"shards": "a:1,b:2", "shard-timeout": "0ms"}"#, "shard-timeout"),
             (#"{"shards": "a:1,b:2", "max-connections": 0}"#, "max-connections"),
             (#"{"shards": "a:1,b:2", "request-memory": "512KiB"}"#, "request-memory"),
+            (#"{"shards": "a:1,b:2", "rebuild-rate": -1}"#, "rebuild-rate"),
         ]
     )
     func validationNamesTheField(json: String, field: String) throws {
@@ -89,10 +90,12 @@ struct ProxyConfigurationTests {
         configuration.consistency = .one
         configuration.placement = .ketama
         configuration.shardTimeout = .milliseconds(1500)
+        configuration.rebuildRate = 0
         let decoded = try JSONDecoder().decode(ProxyConfiguration.self, from: JSONEncoder().encode(configuration))
         #expect(decoded.shards == configuration.shards)
         #expect(decoded.consistency == .one)
         #expect(decoded.placement == .ketama)
         #expect(decoded.shardTimeout == .milliseconds(1500))
+        #expect(decoded.rebuildRate == 0)
     }
 }

@@ -76,6 +76,17 @@ extension UpstreamHealth {
         return [.beginRecovery(upstream)]
     }
 
+    /// The shell found `upstream` running as a new instance (restarted since it was last seen, its data gone) while
+    /// it was up. With `repairsBeforeServing` it recovers at once: it keeps taking writes but serves no reads until
+    /// the shell has rebuilt it and calls `onRepaired`. Ignored when it is down or recovering already (its recovery
+    /// follows its probes), or without `repairsBeforeServing`.
+    public mutating func onRestarted(_ upstream: Int, now: Instant) -> [Action] {
+        guard configuration.repairsBeforeServing, upstreams[upstream].state == .up else { return [] }
+        upstreams[upstream].state = .recovering(since: now, backoff: initialBackoff)
+        recoveringCount += 1
+        return [.beginRecovery(upstream)]
+    }
+
     /// The recovering `upstream` is repaired: it serves reads again and its backoff starts afresh. Ignored (no
     /// action) when it is not recovering, for example marked down again meanwhile.
     public mutating func onRepaired(_ upstream: Int) -> [Action] {

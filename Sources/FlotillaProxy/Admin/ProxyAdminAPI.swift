@@ -25,7 +25,7 @@ struct ProxyAdminAPI: APIProtocol {
         let list = zip(states, rates).map { state, rate in
             Components.Schemas.ShardState(
                 address: state.address,
-                state: state.up ? .up : .down,
+                state: state.recovering ? .recovering : state.up ? .up : .down,
                 requests: Int64(clamping: state.traffic.count),
                 errors: Int64(clamping: state.traffic.errors),
                 ratePerSecond: rate,
@@ -39,7 +39,18 @@ struct ProxyAdminAPI: APIProtocol {
                 outstanding: Int64(state.outstanding),
                 pendingHints: Int64(state.pendingHints),
                 hintsReplayed: Int64(clamping: state.hintsReplayed),
-                timesMarkedDown: Int64(clamping: state.timesMarkedDown)
+                timesMarkedDown: Int64(clamping: state.timesMarkedDown),
+                rebuild: .init(
+                    restarts: Int64(clamping: state.rebuild.restarts),
+                    running: state.rebuild.running,
+                    needed: state.rebuild.needed,
+                    keysScanned: Int64(clamping: state.rebuild.scanned),
+                    keysCopied: Int64(clamping: state.rebuild.copied),
+                    completed: Int64(clamping: state.rebuild.completed),
+                    failures: Int64(clamping: state.rebuild.failures),
+                    lastSeconds: state.rebuild.lastDuration?.inSeconds,
+                    lastError: state.rebuild.lastError
+                )
             )
         }
         return .ok(.init(body: .json(.init(shards: list))))
@@ -58,10 +69,13 @@ struct ProxyAdminAPI: APIProtocol {
 struct ShardAdminState: Sendable {
     var address: String
     var up: Bool
+    /// Back from down or restarted: takes writes, serves no reads until repaired or rebuilt.
+    var recovering: Bool
     /// Requests sent to the shard, their failures and latency (all event loops).
     var traffic: OperationSnapshot
     var outstanding: Int
     var pendingHints: Int
     var hintsReplayed: UInt64
     var timesMarkedDown: UInt64
+    var rebuild: ShardRebuilds.Record
 }

@@ -206,6 +206,7 @@ struct ProxyEngine {
             return reply
         }
         let health = proxy.health.snapshot()
+        let rebuilds = proxy.rebuilds.snapshot()
         let uptime = ContinuousClock.now - proxy.startedAt
         var lines: [(String, String)] = [
             ("pid", "\(getpid())"),
@@ -227,6 +228,15 @@ struct ProxyEngine {
             lines.append(("shard:\(name):state", shard.down ? "down" : shard.recovering ? "recovering" : "up"))
             lines.append(("shard:\(name):pending_hints", "\(shard.pendingHints)"))
             lines.append(("shard:\(name):hints_replayed", "\(shard.hintsReplayed)"))
+            lines.append(("shard:\(name):restarts", "\(rebuilds[index].restarts)"))
+            lines.append(
+                (
+                    "shard:\(name):rebuild",
+                    rebuilds[index].running ? "running" : rebuilds[index].needed ? "needed" : "idle"
+                )
+            )
+            lines.append(("shard:\(name):rebuild_keys_copied", "\(rebuilds[index].copied)"))
+            lines.append(("shard:\(name):rebuilds", "\(rebuilds[index].completed)"))
             lines.append(("shard:\(name):outstanding", "\(outstanding(index))"))
         }
         for (name, value) in lines {

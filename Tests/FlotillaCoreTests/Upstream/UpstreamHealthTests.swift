@@ -85,6 +85,30 @@ struct UpstreamHealthTests {
         #expect(health.onRepaired(0) == [])
     }
 
+    @Test func aRestartedUpstreamRecoversUntilRebuiltAndOnlyFromUp() {
+        var health = UpstreamHealth(count: 2, configuration: repairing)
+        let at = t0 + .seconds(3)
+        #expect(health.onRestarted(1, now: at) == [.beginRecovery(1)])
+        #expect(health.isLive(1) && !health.isReadable(1) && health.anyRecovering)
+        #expect(health.snapshot(of: 1).downSince == at)
+        // Already recovering: nothing more.
+        #expect(health.onRestarted(1, now: at) == [])
+        // Failures while it is rebuilt put it down as any recovering upstream.
+        for _ in 0..<2 { _ = health.onFailure(1, reason: "lost", now: at) }
+        #expect(health.onFailure(1, reason: "lost", now: at) == [.markedDown(1, reason: "lost")])
+        // Down: its recovery follows its probes, not a restart report.
+        #expect(health.onRestarted(1, now: at) == [])
+        #expect(!health.isLive(1))
+        // Without repair before serving, a restart changes nothing.
+        var plain = UpstreamHealth(count: 1)
+        #expect(plain.onRestarted(0, now: at) == [])
+        #expect(plain.isReadable(0))
+        // Rebuilt: up.
+        #expect(health.onRestarted(0, now: at) == [.beginRecovery(0)])
+        #expect(health.onRepaired(0) == [.markedUp(0)])
+        #expect(health.isReadable(0))
+    }
+
     @Test func withoutRepairASuccessfulProbeBringsItStraightUp() {
         var health = markedDown(UpstreamHealth(count: 1))
         _ = health.onTick(now: t0)

@@ -1,0 +1,125 @@
+import CoreMetrics
+import Synchronization
+
+/// Per shard: the process last seen, the restarts found, and the rebuild of a restarted shard
+/// from its peers (`ShardRepairer.rebuild`), for the repairer, the admin API and `/metrics`.
+final class ShardRebuilds: Sendable {
+    /// One shard's record.
+    struct Record: Sendable {
+        /// The process last seen (nil before the first probe answered).
+        var identity: ShardIdentity?
+        /// Restarts found since the proxy started.
+        var restarts: UInt64 = 0
+        /// A restart was found and the rebuild has not finished since.
+        var needed = false
+        /// A rebuild is copying keys now.
+        var running = false
+        /// Keys listed by the peers during the current or last rebuild.
+        var scanned: UInt64 = 0
+        /// Keys of this shard copied to it during the current or last rebuild.
+        var copied: UInt64 = 0
+        /// Rebuilds finished, and how long the last one took.
+        var completed: UInt64 = 0
+        var lastDuration: Duration?
+        /// Rebuilds that stopped before the end (the shard or a peer failed), and why the last did.
+        var failures: UInt64 = 0
+        var lastError: String?
+    }
+
+    private let records: Mutex<[Record]>
+    private let metrics: [Metrics]
+
+    /// The families operators alert on, one series per shard.
+    private struct Metrics: Sendable {
+        let restarts: Counter
+        let copied: Counter
+        let completed: Counter
+        let failed: Counter
+        let running: Gauge
+
+        init(shard: String, factory: any MetricsFactory) {
+            let dimensions = [("shard", shard)]
+            restarts = Counter(label: "flotilla_proxy_shard_restarts_total", dimensions: dimensions, factory: factory)
+            copied = Counter(
+                label: "flotilla_proxy_rebuild_keys_copied_total",
+                dimensions: dimensions,
+                factory: factory
+            )
+            completed = Counter(label: "flotilla_proxy_rebuilds_total", dimensions: dimensions, factory: factory)
+            failed = Counter(label: "flotilla_proxy_rebuild_failures_total", dimensions: dimensions, factory: factory)
+            running = Gauge(label: "flotilla_proxy_rebuild_running", dimensions: dimensions, factory: factory)
+        }
+    }
+
+    init(shardNames: [String], metricsFactory: any MetricsFactory = NOOPMetricsHandler.instance) {
+        records = Mutex(shardNames.map { _ in Record() })
+        metrics = shardNames.map { Metrics(shard: $0, factory: metricsFactory) }
+    }
+
+    /// The shard answered a probe as `identity`. True when it is another process than the one
+    /// seen before: it restarted, and needs a rebuild.
+    func observe(_ shard: Int, _ identity: ShardIdentity) -> Bool {
+        let restarted = records.withLock { records in
+            defer { records[shard].identity = identity }
+            guard let earlier = records[shard].identity, identity.isRestart(since: earlier) else { return false }
+            records[shard].restarts += 1
+            records[shard].needed = true
+            return true
+        }
+        if restarted { metrics[shard].restarts.increment() }
+        return restarted
+    }
+
+    /// Whether a restart of `shard` was found and its rebuild has not finished.
+    func isNeeded(_ shard: Int) -> Bool {
+        records.withLock { $0[shard].needed }
+    }
+
+    /// A rebuild of `shard` starts.
+    func begin(_ shard: Int) {
+        records.withLock { records in
+            records[shard].running = true
+            records[shard].scanned = 0
+            records[shard].copied = 0
+        }
+        metrics[shard].running.record(1)
+    }
+
+    /// Keys listed by a peer, and those of them copied to `shard`.
+    func progress(_ shard: Int, scanned: Int, copied: Int) {
+        records.withLock { records in
+            records[shard].scanned += UInt64(scanned)
+            records[shard].copied += UInt64(copied)
+        }
+        if copied > 0 { metrics[shard].copied.increment(by: copied) }
+    }
+
+    /// The rebuild of `shard` ended: every key its live peers hold for it was copied.
+    func finish(_ shard: Int, after duration: Duration) {
+        records.withLock { records in
+            records[shard].running = false
+            records[shard].needed = false
+            records[shard].completed += 1
+            records[shard].lastDuration = duration
+        }
+        metrics[shard].running.record(0)
+        metrics[shard].completed.increment()
+    }
+
+    /// The rebuild of `shard` stopped before the end; it starts again from the beginning with the
+    /// shard's next recovery. With `giveUp`, none will (no peer can list its keys).
+    func fail(_ shard: Int, reason: String, giveUp: Bool = false) {
+        records.withLock { records in
+            records[shard].running = false
+            records[shard].failures += 1
+            records[shard].lastError = reason
+            if giveUp { records[shard].needed = false }
+        }
+        metrics[shard].running.record(0)
+        metrics[shard].failed.increment()
+    }
+
+    func snapshot() -> [Record] {
+        records.withLock { $0 }
+    }
+}
