@@ -174,6 +174,41 @@ class Shards:
         self.close()
 
 
+class CacheShards:
+    """`flotilla cache` shards on fixed loopback ports, so that one restarts on its own port."""
+
+    def __init__(self, count: int, memory: str = "256MiB"):
+        self.memory = memory
+        self.processes = [self._start(0) for _ in range(count)]
+        self.ports = [process.data[1] for process in self.processes]
+
+    def _start(self, port: int) -> FlotillaProcess:
+        return FlotillaProcess(["cache", "--listen", f"127.0.0.1:{port}", "--memory", self.memory,
+                                "--threads", "1"], listen=False)
+
+    @property
+    def spec(self) -> str:
+        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
+
+    def address(self, index: int) -> str:
+        return f"127.0.0.1:{self.ports[index]}"
+
+    def kill(self, index: int) -> None:
+        self.processes[index].proc.kill()
+        self.processes[index].proc.wait(5)
+
+    def restart(self, index: int) -> None:
+        self.kill(index)
+        self.processes[index] = self._start(self.ports[index])
+
+    def __enter__(self) -> "CacheShards":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for process in self.processes:
+            process.__exit__()
+
+
 class CacheProxy(FlotillaProcess):
     """A running `flotilla cache-proxy` over `shards` (a `Shards` or a HOST:PORT,… string)."""
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import socket
 import subprocess
 import threading
@@ -23,8 +24,8 @@ from collections import Counter
 import pytest
 from pymemcache.exceptions import MemcacheClientError
 
-from flotilla_server import REPO
-from proxy_support import (CacheProxy, Memcached, Raw, Shards, free_port, require_memcached,
+from flotilla_server import REPO, require_peer
+from proxy_support import (CacheProxy, CacheShards, Memcached, Raw, Shards, free_port, require_memcached,
                            third_client_latencies, wait_for)
 
 FLOTILLA_BIN = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
@@ -751,6 +752,27 @@ def test_bad_command_line_exits_2_naming_the_problem(shards_arg, extra, needles)
     assert result.returncode == 2, f"exit {result.returncode}; stderr: {result.stderr}"
     for needle in needles:
         assert needle in result.stderr, f"{needle!r} not in: {result.stderr}"
+
+
+def test_memcdump_through_the_proxy_lists_each_key_once():
+    """libmemcached's `memcdump` against the proxy lists the keys of every shard, each once though
+    every key is on two of them (over `flotilla cache` shards, which list every item)."""
+    memcdump = require_peer(shutil.which("memcdump"),
+                            "memcdump is not installed; install libmemcached-tools (scripts/install-test-deps.sh)")
+    with CacheShards(3, memory="64MiB") as shards, CacheProxy(shards.spec, "--replicas", "2") as proxy:
+        client = proxy.client()
+        keys = [f"dump:{i}" for i in range(300)]
+        set_all(client, {key: "x" for key in keys})
+        dumped = subprocess.run([memcdump, f"--servers={proxy.data[0]}:{proxy.data[1]}"], capture_output=True,
+                                text=True, timeout=30)
+        assert dumped.returncode == 0, dumped.stderr
+        listed = dumped.stdout.split()
+        assert sorted(listed) == sorted(keys), f"{len(listed)} keys listed, {len(set(listed))} distinct, of 300"
+        with Raw(proxy.data) as raw:
+            assert raw.ask(b"stats cachedump 1\r\n") == b"CLIENT_ERROR bad command line\r\n"
+            assert raw.ask(b"stats cachedump 99 0\r\n") == b"CLIENT_ERROR Illegal slab id\r\n"
+            assert raw.ask(b"stats cachedump 2 0\r\n") == b"END\r\n"
+        client.close()
 
 
 def test_verify_reports_replicas_that_disagree(shards, tmp_path):

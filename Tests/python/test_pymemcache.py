@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -35,7 +36,7 @@ from pymemcache import serde
 from pymemcache.client.base import Client, PooledClient
 from pymemcache.client.hash import HashClient
 
-from flotilla_server import FlotillaProcess
+from flotilla_server import FlotillaProcess, require_peer
 from pymemcache.exceptions import (
     MemcacheClientError,
     MemcacheIllegalInputError,
@@ -901,3 +902,21 @@ def test_log_is_json_lines_without_payloads(server, mc, k):
         obj = json.loads(line)
         assert isinstance(obj, dict), line
         assert PAYLOAD_MARKER not in line, f"payload in log: {line}"
+
+
+def test_memcdump_lists_the_keys(server, raw, k):
+    """libmemcached's `memcdump` (libmemcached-tools) lists keys with `stats cachedump <class> 0`
+    over every slab class: each key stored, once (memcached: those in its hot LRU segment)."""
+    memcdump = require_peer(shutil.which("memcdump"),
+                            "memcdump is not installed; install libmemcached-tools (scripts/install-test-deps.sh)")
+    keys = [k(f"dump{i}") for i in range(50)]
+    for key in keys:
+        raw.set(key, b"x")
+    dumped = subprocess.run([memcdump, f"--servers={server.host}:{server.port}"], capture_output=True, text=True,
+                            timeout=30)
+    assert dumped.returncode == 0, dumped.stderr
+    listed = dumped.stdout.split()
+    found = sum(key in listed for key in keys)
+    assert all(listed.count(key) <= 1 for key in keys), "a key listed twice"
+    # memcached walks only the hot segment of each class's LRU (41 of 50 here); flotilla lists all.
+    assert found == 50 if PEER == "flotilla" else found > 0, f"{found} of 50 keys listed"

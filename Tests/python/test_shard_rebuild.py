@@ -19,11 +19,14 @@ import os
 import subprocess
 import time
 
-import pytest
 from pymemcache.client.base import Client
 
-from flotilla_server import FlotillaProcess, flotilla_binary
-from proxy_support import CacheProxy, Shards, wait_for
+from flotilla_server import flotilla_binary
+from proxy_support import CacheProxy, CacheShards, Shards
+
+
+ABANDONED = "shard rebuild abandoned: the keys whose other copy a failing peer holds keep one copy"
+STOPPED_ON_A_PEER = "shard rebuild stopped on a peer: it is listed again from the beginning"
 
 
 def write_once(client: Client, keys: list[str]) -> None:
@@ -89,39 +92,34 @@ def test_restarted_memcached_shard_is_rebuilt_and_a_second_failure_loses_nothing
         client.close()
 
 
-class CacheShards:
-    """`flotilla cache` shards on fixed loopback ports, so that one restarts on its own port."""
+def test_a_dead_peer_does_not_stop_the_rebuild_from_the_others():
+    """A peer that cannot be listed (killed, and not yet marked down: no client traffic) is tried
+    again five times; the keys the live peer holds are copied meanwhile, and the restarted shard
+    serves once the rebuild is abandoned, since it answers."""
+    with Shards(3) as shards, CacheProxy(shards, "--replicas", "2") as proxy:
+        client = proxy.client(timeout=5)
+        keys = [f"peer:{i}" for i in range(1_500)]
+        write_once(client, keys)
+        placement = shards.placement(keys)
+        from_live_peer = [key for key, held in placement.items() if held == {1, 2}]
+        assert len(from_live_peer) > 200, f"only {len(from_live_peer)} keys on shards 2 and 3"
+        time.sleep(1.5)
 
-    def __init__(self, count: int, memory: str = "256MiB"):
-        self.memory = memory
-        self.processes = [self._start(0) for _ in range(count)]
-        self.ports = [process.data[1] for process in self.processes]
-
-    def _start(self, port: int) -> FlotillaProcess:
-        return FlotillaProcess(["cache", "--listen", f"127.0.0.1:{port}", "--memory", self.memory,
-                                "--threads", "1"], listen=False)
-
-    @property
-    def spec(self) -> str:
-        return ",".join(f"127.0.0.1:{port}" for port in self.ports)
-
-    def address(self, index: int) -> str:
-        return f"127.0.0.1:{self.ports[index]}"
-
-    def kill(self, index: int) -> None:
-        self.processes[index].proc.kill()
-        self.processes[index].proc.wait(5)
-
-    def restart(self, index: int) -> None:
-        self.kill(index)
-        self.processes[index] = self._start(self.ports[index])
-
-    def __enter__(self) -> "CacheShards":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        for process in self.processes:
-            process.__exit__()
+        shards[0].kill()
+        shards[2].kill()
+        shards[2].start()
+        abandoned = proxy.wait_for_log(ABANDONED, lambda e: e.get("shard") == shards[2].address,
+                                       timeout=30)
+        assert abandoned is not None, "the rebuild was not abandoned:\n" + "\n".join(proxy.log[-15:])
+        up = proxy.wait_for_log("shard up", lambda e: e.get("shard") == shards[2].address, timeout=5)
+        assert up is not None, "the restarted shard does not serve again"
+        stopped = [e for e in proxy.log_entries(STOPPED_ON_A_PEER) if e.get("peer") == shards[0].address]
+        assert len(stopped) == 5, f"{len(stopped)} attempts on the dead peer"
+        state = shard_state(proxy, shards[2].address)
+        assert state["state"] == "up" and not state["rebuild"]["needed"] and state["rebuild"]["failures"] == 5
+        held = shards[2].values(from_live_peer)
+        assert len(held) == len(from_live_peer), f"{len(held)} of {len(from_live_peer)} keys of the live peer copied"
+        client.close()
 
 
 def test_restarted_flotilla_cache_shard_is_rebuilt_from_100k_keys(tmp_path):

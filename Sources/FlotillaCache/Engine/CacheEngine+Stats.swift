@@ -27,6 +27,21 @@ extension CacheEngine {
             Self.writeStat("evictions", "on", into: &out)
             Self.writeStat("cas_enabled", "yes", into: &out)
             out.writeMemcacheLine("END")
+        case "cachedump":
+            // memcached: `stats cachedump <class> <limit>`; flotilla keeps every item in class 1.
+            guard arguments.count == 3, let slabClass = UInt32(arguments[1]), let limit = UInt32(arguments[2]) else {
+                out.writeMemcacheLine("CLIENT_ERROR bad command line")
+                return Outcome(operation: .stats, failed: true)
+            }
+            guard slabClass <= SlabClasses.largestClass else {
+                out.writeMemcacheLine("CLIENT_ERROR Illegal slab id")
+                return Outcome(operation: .stats, failed: true)
+            }
+            if slabClass == StripedStore.slabClass {
+                store.cachedump(limit: Int(limit), into: &out)
+            } else {
+                out.writeMemcacheLine("END")
+            }
         case "detail":
             out.writeMemcacheLine("CLIENT_ERROR usage: stats detail on|off|dump")
             return Outcome(operation: .stats, failed: true)

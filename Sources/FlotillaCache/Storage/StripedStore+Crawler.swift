@@ -87,6 +87,38 @@ extension StripedStore {
 
     private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
+    /// `stats cachedump <class> <limit>`: `ITEM <key> [<value bytes> b; <expiry> s]` per live item
+    /// (the expiry a Unix time, 0 for never), at most `limit` items (0: no limit) and at most
+    /// memcached's 2 MiB of lines, then `END`.
+    func cachedump(limit: Int, into out: inout ByteBuffer) {
+        let stop = out.writerIndex + Self.cachedumpBytes
+        let now = clock.now
+        let started = clock.processStarted
+        var listed = 0
+        walk: for stripe in stripes {
+            let full = stripe.store.withLock { store -> Bool in
+                for case let item? in store.slots where store.isLive(item, now: now) {
+                    if limit > 0, listed >= limit { return true }
+                    guard out.writerIndex + item.key.readableBytes + 48 <= stop else { return true }
+                    out.writeStaticString("ITEM ")
+                    out.writeImmutableBuffer(item.key)
+                    out.writeStaticString(" [")
+                    out.writeDecimal(UInt64(item.value.readableBytes))
+                    out.writeStaticString(" b; ")
+                    out.writeDecimal(item.exptime == 0 ? 0 : started + Int64(item.exptime))
+                    out.writeStaticString(" s]\r\n")
+                    listed += 1
+                }
+                return false
+            }
+            if full { break walk }
+        }
+        out.writeStaticString("END\r\n")
+    }
+
+    /// memcached's bound on a cachedump's reply.
+    static let cachedumpBytes = 2 << 20
+
     /// `lru_crawler crawl`: reclaims expired and flushed items in every stripe now.
     @discardableResult
     func reclaimExpired() -> Int {

@@ -11,7 +11,7 @@ public enum ExpectedReply: Sendable {
     case line
     /// One meta reply (`mg`, `ms`, `md`, `ma`, `mn`, `me`).
     case meta
-    /// `STAT` lines up to `END`.
+    /// `STAT` lines up to `END` (and the `ITEM` lines of `stats cachedump`, as stats named `ITEM`).
     case stats
     /// `VERSION x`.
     case version
@@ -304,6 +304,10 @@ extension MemcacheReplyDecoder {
         if Self.equals(content, "END") { return .success(.end) }
         if Self.hasPrefix(content, "VALUE ") { return parseValue(content[(content.startIndex + 6)...]) }
         if Self.hasPrefix(content, "STAT ") { return Self.parseStat(content[(content.startIndex + 5)...]) }
+        if Self.hasPrefix(content, "ITEM ") {
+            let rest = content[(content.startIndex + 5)...]
+            return .success(.stat(name: "ITEM", value: String(decoding: rest, as: UTF8.self)))
+        }
         if let status = Self.status(content) { return .success(.status(status)) }
         return parseMeta(content)
     }

@@ -91,6 +91,8 @@ struct ProxyEngine {
         case .verbosity(let noreply):
             let slot = open(.verbosity, &client)
             actions.append(.reply(slot, noreply ? nil : Self.line("OK"), failed: false))
+        case .stats(let arguments) where arguments.first == "cachedump":
+            cachedump(arguments, &client, &actions)
         case .stats(let arguments):
             let slot = open(.stats, &client)
             actions.append(.reply(slot, statsReply(arguments), failed: false))
@@ -328,7 +330,7 @@ enum ProxyContinuation {
     case metaGet(MetaGetState, target: Int)
     /// A reply passed on to the client as it is.
     case forward(ReplySlot)
-    /// One shard's part of a flush_all.
+    /// One shard's part of a flush_all or a `stats cachedump`.
     case broadcast(BroadcastState)
 }
 
