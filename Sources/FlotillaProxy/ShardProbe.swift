@@ -33,6 +33,15 @@ final class ShardProbe: Sendable {
         return ShardProbe(channel: channel, replies: collector)
     }
 
+    /// Whether a server at `address` answers `version` on a new connection within `timeout`.
+    static func answers(at address: SocketAddress, group: any EventLoopGroup, timeout: Duration) async -> Bool {
+        guard let probe = try? await connect(to: address, group: group, timeout: timeout) else { return false }
+        defer { probe.close() }
+        let reply = try? await probe.request(ByteBuffer(string: "version\r\n"), expecting: .version, timeout: timeout)
+        if case .line(let line) = reply, line.status == .version { return true }
+        return false
+    }
+
     /// Sends one request and waits for its reply.
     func request(_ bytes: ByteBuffer, expecting expected: ExpectedReply, timeout: Duration) async throws -> ShardReply {
         try await pipeline([bytes], expecting: expected, timeout: timeout)[0]

@@ -174,10 +174,7 @@ struct ShardRepairer: Sendable {
             guard context.health.isRecovering(shard) else { return }
         }
         if rebuildsEnabled, context.rebuilds.isNeeded(shard) {
-            guard await rebuild(shard, probes: &probes) else {
-                context.health.abortRecovery(shard)
-                return
-            }
+            guard await rebuild(shard, probes: &probes) else { return }
         }
         guard context.health.markUp(shard, replayed: repaired) else { return }
         // Hints of writes that failed on it during the repair: it is up, repair them too.

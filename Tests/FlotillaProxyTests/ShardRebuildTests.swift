@@ -46,8 +46,10 @@ struct ShardRebuildTests {
         rebuilds.begin(1)
         rebuilds.progress(1, scanned: 500, copied: 0)
         rebuilds.progress(1, scanned: 0, copied: 256)
-        rebuilds.fail(1, reason: "peer: timeout")
-        #expect(rebuilds.isNeeded(1))
+        rebuilds.peerFailed(1, reason: "peer: timeout")
+        #expect(rebuilds.snapshot()[1].running)
+        rebuilds.stopped(1, reason: "the shard went down", abandoned: false)
+        #expect(rebuilds.isNeeded(1) && !rebuilds.snapshot()[1].running)
         rebuilds.begin(1)
         rebuilds.progress(1, scanned: 300, copied: 200)
         rebuilds.finish(1, after: .seconds(2))
@@ -55,7 +57,13 @@ struct ShardRebuildTests {
         #expect(!record.needed && !record.running)
         #expect(record.restarts == 1 && record.completed == 1 && record.failures == 1)
         #expect(record.scanned == 300 && record.copied == 200)
-        #expect(record.lastDuration == .seconds(2) && record.lastError == "peer: timeout")
+        #expect(record.lastDuration == .seconds(2) && record.lastError == "the shard went down")
+        // Abandoned: not needed any more until the next restart.
+        #expect(rebuilds.observe(0, identity(pid: 1, uptime: 9, at: .zero)) == false)
+        #expect(rebuilds.observe(0, identity(pid: 2, uptime: 0, at: .seconds(1))))
+        rebuilds.begin(0)
+        rebuilds.stopped(0, reason: "a peer cannot list its keys", abandoned: true)
+        #expect(!rebuilds.isNeeded(0))
     }
 
     @Test("metadump lines give the raw key back: percent-escapes decoded, other lines none")

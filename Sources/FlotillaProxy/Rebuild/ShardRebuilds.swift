@@ -21,7 +21,7 @@ final class ShardRebuilds: Sendable {
         /// Rebuilds finished, and how long the last one took.
         var completed: UInt64 = 0
         var lastDuration: Duration?
-        /// Rebuilds that stopped before the end (the shard or a peer failed), and why the last did.
+        /// Peers that failed during rebuilds (each is listed again), and the last error.
         var failures: UInt64 = 0
         var lastError: String?
     }
@@ -46,7 +46,11 @@ final class ShardRebuilds: Sendable {
                 factory: factory
             )
             completed = Counter(label: "flotilla_proxy_rebuilds_total", dimensions: dimensions, factory: factory)
-            failed = Counter(label: "flotilla_proxy_rebuild_failures_total", dimensions: dimensions, factory: factory)
+            failed = Counter(
+                label: "flotilla_proxy_rebuild_peer_failures_total",
+                dimensions: dimensions,
+                factory: factory
+            )
             running = Gauge(label: "flotilla_proxy_rebuild_running", dimensions: dimensions, factory: factory)
         }
     }
@@ -106,17 +110,26 @@ final class ShardRebuilds: Sendable {
         metrics[shard].completed.increment()
     }
 
-    /// The rebuild of `shard` stopped before the end; it starts again from the beginning with the
-    /// shard's next recovery. With `giveUp`, none will (no peer can list its keys).
-    func fail(_ shard: Int, reason: String, giveUp: Bool = false) {
+    /// Listing or copying from a peer failed during the rebuild of `shard`; that peer is tried
+    /// again, the rebuild goes on.
+    func peerFailed(_ shard: Int, reason: String) {
         records.withLock { records in
-            records[shard].running = false
             records[shard].failures += 1
             records[shard].lastError = reason
-            if giveUp { records[shard].needed = false }
+        }
+        metrics[shard].failed.increment()
+    }
+
+    /// The rebuild of `shard` stopped: with `abandoned`, none is tried again until its next
+    /// restart (a peer cannot list its keys, or kept failing); otherwise the shard went down and
+    /// its next recovery rebuilds it from the beginning.
+    func stopped(_ shard: Int, reason: String, abandoned: Bool) {
+        records.withLock { records in
+            records[shard].running = false
+            records[shard].lastError = reason
+            if abandoned { records[shard].needed = false }
         }
         metrics[shard].running.record(0)
-        metrics[shard].failed.increment()
     }
 
     func snapshot() -> [Record] {

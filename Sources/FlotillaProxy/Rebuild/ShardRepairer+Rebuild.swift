@@ -11,9 +11,12 @@ extension ShardRepairer {
     /// `rebuildRate` keys per second. Each key is copied from one peer: the first live replica of
     /// its set other than `shard`.
     ///
-    /// Returns true when every live peer was listed to the end (or none can list its keys: the
-    /// shard then serves with what its hints gave it, as without rebuilds); false when the shard
-    /// or a peer failed, to be tried again from the start with the shard's next recovery.
+    /// A peer whose listing or copies fail is tried again from the beginning a second later,
+    /// after the others, while the shard still recovers, up to `rebuildAttempts` times; then the
+    /// rebuild is abandoned and logged, and the shard serves with what it has if it answers (the
+    /// keys whose other copy that peer holds keep one copy). A peer that cannot list its keys at
+    /// all (`ERROR`) ends the rebuild at once, the same way. Returns false when the shard went
+    /// down meanwhile.
     func rebuild(_ shard: Int, probes: inout ProbePool) async -> Bool {
         let name = context.configuration.shards[shard].address
         let started = ContinuousClock.now
@@ -21,26 +24,63 @@ extension ShardRepairer {
         context.rebuilds.begin(shard)
         logger.notice("shard rebuild started", metadata: ["shard": "\(name)"])
         var copied = 0
-        for peer in 0..<addresses.count where peer != shard && context.health.isLive(peer) {
-            do {
-                copied += try await copyKeys(of: peer, to: shard, probes: &probes, pace: &pace)
-            } catch let failure as MetadumpReader.Failure where failure.unsupported {
+        var pending = Array((0..<addresses.count).filter { $0 != shard })
+        for attempt in 1...Self.rebuildAttempts where !pending.isEmpty {
+            if attempt > 1 { try? await Task.sleep(for: .seconds(1)) }
+            var failed: [Int] = []
+            for peer in pending where context.health.isLive(peer) {
                 let peerName = context.configuration.shards[peer].address
-                logger.error(
-                    "shard rebuild impossible: a peer cannot list its keys; the shard serves with the writes it missed only",
-                    metadata: ["shard": "\(name)", "peer": "\(peerName)", "error": "\(failure)"]
-                )
-                context.rebuilds.fail(shard, reason: "\(peerName): \(failure)", giveUp: true)
-                return true
-            } catch {
-                let peerName = context.configuration.shards[peer].address
-                logger.warning(
-                    "shard rebuild stopped: it starts again with the shard's next recovery",
-                    metadata: ["shard": "\(name)", "peer": "\(peerName)", "error": "\(error)"]
-                )
-                context.rebuilds.fail(shard, reason: "\(peerName): \(error)")
+                do {
+                    copied += try await copyKeys(of: peer, to: shard, probes: &probes, pace: &pace)
+                } catch let failure as MetadumpReader.Failure where failure.unsupported {
+                    logger.error(
+                        "shard rebuild impossible: a peer cannot list its keys; the shard serves with the writes it missed only",
+                        metadata: ["shard": "\(name)", "peer": "\(peerName)", "error": "\(failure)"]
+                    )
+                    context.rebuilds.stopped(shard, reason: "\(peerName): \(failure)", abandoned: true)
+                    return context.health.isRecovering(shard)
+                } catch {
+                    guard context.health.isRecovering(shard) else {
+                        context.rebuilds.stopped(shard, reason: "the shard went down", abandoned: false)
+                        return false
+                    }
+                    logger.warning(
+                        "shard rebuild stopped on a peer: it is listed again from the beginning",
+                        metadata: [
+                            "shard": "\(name)", "peer": "\(peerName)", "error": "\(error)", "attempt": "\(attempt)",
+                        ]
+                    )
+                    context.rebuilds.peerFailed(shard, reason: "\(peerName): \(error)")
+                    failed.append(peer)
+                }
+            }
+            pending = failed
+        }
+        guard pending.isEmpty else {
+            // The shard itself may be what failed: it serves again only if it answers.
+            let answers = await ShardProbe.answers(
+                at: addresses[shard],
+                group: group,
+                timeout: context.configuration.shardTimeout
+            )
+            guard answers, context.health.isRecovering(shard) else {
+                context.rebuilds.stopped(shard, reason: "the shard does not answer", abandoned: false)
+                context.health.abortRecovery(shard)
                 return false
             }
+            logger.error(
+                "shard rebuild abandoned: the keys whose other copy a failing peer holds keep one copy",
+                metadata: [
+                    "shard": "\(name)", "attempts": "\(Self.rebuildAttempts)",
+                    "peers": "\(pending.map { context.configuration.shards[$0].address })",
+                ]
+            )
+            context.rebuilds.stopped(
+                shard,
+                reason: "abandoned after \(Self.rebuildAttempts) attempts",
+                abandoned: true
+            )
+            return true
         }
         let elapsed = ContinuousClock.now - started
         context.rebuilds.finish(shard, after: elapsed)
@@ -50,6 +90,9 @@ extension ShardRepairer {
         )
         return true
     }
+
+    /// Times each peer is listed before the rebuild is abandoned.
+    static let rebuildAttempts = 5
 
     /// Lists `peer`'s keys and copies those `shard` should hold and `peer` is the source of.
     private func copyKeys(
