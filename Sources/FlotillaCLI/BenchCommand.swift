@@ -16,8 +16,11 @@ struct BenchCommand: AsyncParsableCommand {
             measured from when each one should have left, so a stalled server cannot hide its stall \
             (no coordinated omission).
 
-            Exit status: 0 when the run completed and met --slo (or had none), 1 when it missed \
-            --slo, 2 on a usage error or when the target could not be reached at all.
+            Every request that was due and did not succeed is a failure: in an open loop, one not sent \
+            in time (not_sent); in a closed loop, a connection's time without a connection counts at \
+            the rate it had (unavailable). Exit status: 0 when the run completed and met --slo (without \
+            --slo: when at least one request succeeded), 1 when it missed --slo (or none succeeded), 2 \
+            on a usage error or when the target could not be reached at all.
 
             Examples:
               flotilla bench memcache://127.0.0.1:11211 --connections 32
@@ -160,6 +163,10 @@ struct BenchCommand: AsyncParsableCommand {
             throw ExitCode(130)
         }
         if let outcome = report.slo, !outcome.met {
+            throw ExitCode(1)
+        }
+        if report.slo == nil, report.successes == 0 {
+            FileHandle.standardError.write(Data("flotilla bench: no request succeeded\n".utf8))
             throw ExitCode(1)
         }
     }

@@ -48,6 +48,13 @@ final class ConnectionSlot {
     /// are not failures of the target, only unlucky, and are not counted.
     var closeAnnounced = false
 
+    /// While recording: requests completed, time without a connection, and since when it has
+    /// none (nil while connected). Open loop: requests due and not sent when recording began.
+    var completed: UInt64 = 0
+    var downNanoseconds: UInt64 = 0
+    var downSince: UInt64?
+    var unsentAtRecording: UInt64 = 0
+
     /// Memcache prefill: the next key to set (stepping by the connection count), and who waits.
     var prefillNext = 0
     var prefillPromise: EventLoopPromise<Void>?
@@ -163,6 +170,61 @@ final class LoopDriver {
     func beginRecording() {
         totals = BenchTotals()
         recording = true
+        let now = NIODeadline.now().uptimeNanoseconds
+        recordingStart = now
+        for slot in slots {
+            slot.completed = 0
+            slot.downNanoseconds = 0
+            if slot.downSince != nil { slot.downSince = now }
+            slot.unsentAtRecording = unsent(slot, at: now)
+        }
+    }
+
+    /// When recording began.
+    private var recordingStart: UInt64 = 0
+
+    /// Open loop: requests of `slot` due by `now` and not written.
+    private func unsent(_ slot: ConnectionSlot, at now: UInt64) -> UInt64 {
+        let due = BenchAccounting.due(first: slot.firstIntended, interval: slot.interval, at: now)
+        return due > slot.nextRequest ? due - slot.nextRequest : 0
+    }
+
+    /// Counts what the recorded window owed and did not get (see `BenchAccounting`).
+    private func chargeOwedRequests(at now: UInt64) {
+        if plan.rate != nil {
+            var notSent: UInt64 = 0
+            for slot in slots {
+                let unsent = unsent(slot, at: now)
+                if unsent > slot.unsentAtRecording { notSent += unsent - slot.unsentAtRecording }
+            }
+            if notSent > 0 { totals.errors["not_sent", default: 0] += notSent }
+            return
+        }
+        let window = now &- recordingStart
+        var downs: [(down: UInt64, up: UInt64, completed: UInt64)] = []
+        var upTotal: UInt64 = 0
+        var completedTotal: UInt64 = 0
+        for slot in slots {
+            var down = slot.downNanoseconds
+            if let since = slot.downSince { down += now &- max(since, recordingStart) }
+            down = min(down, window)
+            downs.append((down, window - down, slot.completed))
+            if slot.completed > 0 {
+                upTotal += window - down
+                completedTotal += slot.completed
+            }
+        }
+        let fallback = upTotal > 0 ? Double(completedTotal) / Double(upTotal) : 0
+        let unavailable = downs.reduce(UInt64(0)) { total, slot in
+            total
+                + BenchAccounting.unavailable(
+                    downNanoseconds: slot.down,
+                    upNanoseconds: slot.up,
+                    completed: slot.completed,
+                    fallbackPerNanosecond: fallback
+                )
+        }
+        if unavailable > 0 { totals.errors["unavailable", default: 0] += unavailable }
     }
 
     /// What was counted so far (for progress lines).
@@ -173,6 +235,7 @@ final class LoopDriver {
 
     /// Stops the load and counting, closes every connection, and hands back the totals.
     func stop() -> BenchTotals {
+        if recording { chargeOwedRequests(at: NIODeadline.now().uptimeNanoseconds) }
         recording = false
         running = false
         stopped = true
@@ -242,6 +305,7 @@ final class LoopDriver {
         }
         completedSinceStart &+= 1
         if recording {
+            slot.completed &+= 1
             totals.record(nanoseconds: now &- min(request.start, now))
             if let failure {
                 totals.errors[failure, default: 0] += 1
@@ -323,6 +387,10 @@ final class LoopDriver {
     func connected(_ slot: ConnectionSlot, _ connection: any BenchConnection) {
         slot.connection = connection
         slot.connectFailures = 0
+        if let since = slot.downSince {
+            if recording { slot.downNanoseconds &+= NIODeadline.now().uptimeNanoseconds &- max(since, recordingStart) }
+            slot.downSince = nil
+        }
         fill(slot, now: NIODeadline.now().uptimeNanoseconds)
         connection.flush()
     }
@@ -330,6 +398,7 @@ final class LoopDriver {
     /// A handler's channel went away: what was in flight is lost; reconnect while the run goes on.
     func disconnected(_ slot: ConnectionSlot) {
         slot.connection = nil
+        if running, slot.downSince == nil { slot.downSince = NIODeadline.now().uptimeNanoseconds }
         let lost = slot.closeAnnounced ? 0 : slot.pending.count
         slot.closeAnnounced = false
         slot.pending.removeAll()
@@ -350,8 +419,8 @@ final class LoopDriver {
             guard driver.running else { return }
             driver.connect(slot).whenFailure { _ in
                 let (driver, slot) = bound.value
+                // Not a request: the time without a connection is what counts (`chargeOwedRequests`).
                 slot.connectFailures += 1
-                if driver.recording { driver.totals.errors["connect", default: 0] += 1 }
                 if driver.running { driver.reconnect(slot) }
             }
         }

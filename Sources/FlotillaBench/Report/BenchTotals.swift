@@ -8,8 +8,10 @@ public struct BenchTotals: Sendable {
     /// Latency of every completed request (success or error), nanoseconds: 1 ns … 1 hour, 3 significant digits.
     public var latency: Histogram<UInt64>
     public var successes: UInt64 = 0
-    /// Failed requests by kind: "timeout", "connect", "closed", "protocol", "error", "client_error",
-    /// "server_error", "not_stored", "http_4xx", "http_5xx" (any string key is allowed).
+    /// Failed requests by kind: "timeout", "closed", "protocol", "error", "client_error",
+    /// "server_error", "not_stored", "http_4xx", "http_5xx", and the requests owed and not made
+    /// (`BenchAccounting`): "not_sent" (open loop), "unavailable" (closed loop). Any string key is
+    /// allowed.
     public var errors: [String: UInt64] = [:]
     /// Memcache: keys found by gets.
     public var hits: UInt64 = 0

@@ -3,7 +3,7 @@ import NIOCore
 import Testing
 
 extension BenchTests {
-    /// Reported latency against the latency the server injected, and the coordinated-omission contrast.
+    /// Reported latency against the latency the server measured, and the coordinated-omission contrast.
     @Suite("latency")
     struct Latency {
         /// 400 delays from 5 to 100 ms. The entries around p50, p90 and p99 form plateaus (50, 80 and 95 ms), so
@@ -24,7 +24,7 @@ extension BenchTests {
         }()
 
         @Test(
-            "closed-loop p50, p90, p99 within 2 % of the injected delays",
+            "closed-loop p50, p90, p99 within 2 % of the latency the server measured",
             .timeLimit(.minutes(1)),
             arguments: [DelayWireProtocol.memcache, .http]
         )
@@ -53,7 +53,9 @@ extension BenchTests {
                 if wireProtocol == .memcache { arguments += ["--no-prefill", "--keys", "100"] }
                 let (report, run) = try BenchTests.benchJSON(arguments)
 
-                let truth = server.sortedDelayMicroseconds
+                // What the server measured, not what it was asked to inject: on a busy machine its timers fire
+                // late, and the bench must report the latency that happened.
+                let truth = server.sortedHeldMicroseconds
                 #expect(report.requests >= 2_000, "too few samples for the percentiles to mean much: \(run)")
                 #expect(report.successes == report.requests)
                 #expect(report.errors.values.reduce(0, +) == 0, "\(report.errors)")
@@ -121,10 +123,14 @@ extension BenchTests {
         @Test("a request older than --timeout fails as a timeout", .timeLimit(.minutes(1)))
         func timeout() async throws {
             try await withDelayServer(.init(wireProtocol: .memcache, plan: .cycle([.milliseconds(400)]))) { server in
-                let (report, run) = try BenchTests.benchJSON([
-                    BenchTests.target(server), "--duration", "1s", "--warmup", "0", "--connections", "4",
-                    "--no-prefill", "--timeout", "100ms",
-                ])
+                // Nothing succeeds: exit 1 even without --slo.
+                let (report, run) = try BenchTests.benchJSON(
+                    [
+                        BenchTests.target(server), "--duration", "1s", "--warmup", "0", "--connections", "4",
+                        "--no-prefill", "--timeout", "100ms",
+                    ],
+                    status: 1
+                )
                 #expect((report.errors["timeout"] ?? 0) > 0, "\(run)")
                 #expect(report.successes == 0, "\(run)")
                 #expect(report.successPercent == 0)

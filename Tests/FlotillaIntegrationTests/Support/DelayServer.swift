@@ -77,9 +77,11 @@ struct DelayServer: Sendable {
     /// Every delay injected so far, in the order the requests arrived.
     var delays: [TimeAmount] { log.state.withLock { $0.delays } }
 
-    /// The injected delays in microseconds, sorted: the true latency distribution.
-    var sortedDelayMicroseconds: [Double] {
-        delays.map { Double($0.nanoseconds) / 1_000 }.sorted()
+    /// How long the server held each request it answered, as it measured it (from reading the request to
+    /// writing its reply: the injected delay plus however late its timer fired on a busy machine), in
+    /// microseconds, sorted: the true latency distribution, less the network.
+    var sortedHeldMicroseconds: [Double] {
+        log.state.withLock { $0.held }.map { Double($0.nanoseconds) / 1_000 }.sorted()
     }
 
     /// Every HTTP request received so far.
@@ -138,6 +140,8 @@ private final class DelayLog: Sendable {
         var firstRequestAt: NIODeadline?
         var connections = 0
         var delays: [TimeAmount] = []
+        /// Measured: from reading each request to writing its reply.
+        var held: [TimeAmount] = []
         var httpRequests: [DelayHTTPRequest] = []
         var sessions: [String: DelaySession] = [:]
         var memcacheKeys: [String] = []
@@ -186,6 +190,10 @@ private final class DelayLog: Sendable {
             }
             return (delay, backend)
         }
+    }
+
+    func recordHeld(_ held: [TimeAmount]) {
+        state.withLock { $0.held += held }
     }
 
     private static func delay(of plan: DelayPlan, state: inout State, now: NIODeadline) -> TimeAmount {
@@ -313,6 +321,8 @@ private final class DelayConnectionHandler: ChannelInboundHandler {
     private struct Pending {
         var response: ByteBuffer
         var ready: Bool
+        /// When the request was read; nil for answers given at once.
+        var arrival: NIODeadline?
     }
 
     private let log: DelayLog
@@ -359,7 +369,8 @@ private final class DelayConnectionHandler: ChannelInboundHandler {
         case .immediate(let text):
             enqueue(context.channel.allocator.buffer(string: text), delay: nil, context: context)
         case .request(let request):
-            let (delay, backend) = log.admit(request, connection: connection, now: .now())
+            let arrival = NIODeadline.now()
+            let (delay, backend) = log.admit(request, connection: connection, now: arrival)
             let response: String
             switch request {
             case .memcache(_, let isGet):
@@ -368,13 +379,23 @@ private final class DelayConnectionHandler: ChannelInboundHandler {
                 let cookie = backend.map { "Set-Cookie: backend=\($0); Path=/\r\n" } ?? ""
                 response = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\(cookie)\r\nok"
             }
-            enqueue(context.channel.allocator.buffer(string: response), delay: delay, context: context)
+            enqueue(
+                context.channel.allocator.buffer(string: response),
+                delay: delay,
+                arrival: arrival,
+                context: context
+            )
         }
     }
 
-    private func enqueue(_ response: ByteBuffer, delay: TimeAmount?, context: ChannelHandlerContext) {
+    private func enqueue(
+        _ response: ByteBuffer,
+        delay: TimeAmount?,
+        arrival: NIODeadline? = nil,
+        context: ChannelHandlerContext
+    ) {
         let sequence = firstPending + pending.count
-        pending.append(Pending(response: response, ready: delay == nil))
+        pending.append(Pending(response: response, ready: delay == nil, arrival: arrival))
         guard let delay else {
             flushReady(context: context)
             return
@@ -392,11 +413,15 @@ private final class DelayConnectionHandler: ChannelInboundHandler {
 
     private func flushReady(context: ChannelHandlerContext) {
         var wrote = 0
+        var held: [TimeAmount] = []
+        let now = NIODeadline.now()
         while wrote < pending.count, pending[wrote].ready {
             context.write(wrapOutboundOut(pending[wrote].response), promise: nil)
+            if let arrival = pending[wrote].arrival { held.append(now - arrival) }
             wrote += 1
         }
         guard wrote > 0 else { return }
+        if !held.isEmpty { log.recordHeld(held) }
         pending.removeFirst(wrote)
         firstPending += wrote
         context.flush()
