@@ -96,13 +96,21 @@ public final class ProxyServer: Role, Sendable {
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
         serverConfiguration.drainTimeout = environment.drainTimeout
+        // Ready once a shard answered the first probes (`ShardRepairer.updateReadiness`).
+        serverConfiguration.readyWhenBound = false
         self.context = context
         self.traffic = traffic
         self.loopShards = Array(loopShards.values)
         self.group = group
         self.addresses = addresses
         self.logger = logger
-        self.repairer = ShardRepairer(context: context, addresses: addresses, group: group, logger: logger)
+        self.repairer = ShardRepairer(
+            context: context,
+            addresses: addresses,
+            group: group,
+            readiness: readiness,
+            logger: logger
+        )
         self.server = TCPServer(
             configuration: serverConfiguration,
             group: group,

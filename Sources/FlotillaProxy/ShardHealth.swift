@@ -125,6 +125,14 @@ final class ShardHealth: Sendable {
         )
     }
 
+    /// A shard that did not answer the proxy's first probe at start: down at once (no client
+    /// request need find it first), and probed from now on like any down shard.
+    func markUnreachable(_ shard: Int, reason: String) {
+        for _ in 0..<failureLimit where isLive(shard) {
+            recordFailure(shard, reason: reason)
+        }
+    }
+
     /// The down shards whose probe is due now; each is returned once, until `probed` reports it.
     func dueProbes() -> [Int] {
         state.withLock { state in

@@ -1,5 +1,6 @@
 import FlotillaCore
 import FlotillaMemcache
+import FlotillaServer
 import Logging
 import NIOCore
 import NIOPosix
@@ -13,6 +14,8 @@ struct ShardRepairer: Sendable {
     let context: ProxyContext
     let addresses: [SocketAddress]
     let group: any EventLoopGroup
+    /// The proxy is ready while some shard takes requests, once each was probed at start.
+    let readiness: Readiness
     let logger: Logger
 
     /// Brings back shards marked down, rebuilds shards that restarted, and repairs the keys a shard
@@ -24,13 +27,22 @@ struct ShardRepairer: Sendable {
     /// lost to a full queue it is flushed instead, so that it cannot serve stale data.
     ///
     /// Every shard that is up is asked for its `stats` each `watchInterval`: a new process there
-    /// (see `ShardIdentity`) restarted empty, and is rebuilt from its peers before it serves reads.
-    /// Probes and recoveries run side by side, one at a time per shard.
+    /// (see `ShardIdentity`) restarted empty, and is rebuilt from its peers before it serves reads;
+    /// one that does not answer counts a failure, as a client request would. At start every shard
+    /// is asked before the proxy is ready, and one that does not answer is down at once. The proxy
+    /// is ready while some shard takes requests. Probes and recoveries run side by side, one at a
+    /// time per shard.
     func run() async {
         let busy = BusyShards()
         let watching = WatchConnections()
         defer { watching.closeAll() }
         await withDiscardingTaskGroup { tasks in
+            await withDiscardingTaskGroup { first in
+                for shard in 0..<addresses.count {
+                    first.addTask { await self.watch(shard, connections: watching, atStart: true) }
+                }
+            }
+            updateReadiness()
             var lastWatch = ContinuousClock.now - Self.watchInterval
             while !Task.isCancelled, !Task.isShuttingDownGracefully {
                 for shard in context.health.dueProbes() {
@@ -48,6 +60,7 @@ struct ShardRepairer: Sendable {
                 for shard in context.health.shardsWithHints() where context.health.isReadable(shard) {
                     await repairLive(shard)
                 }
+                updateReadiness()
                 try? await Task.sleep(for: .milliseconds(50))
             }
             tasks.cancelAll()
@@ -57,9 +70,24 @@ struct ShardRepairer: Sendable {
     /// How often each shard that is up is asked whether it restarted.
     static let watchInterval: Duration = .seconds(1)
 
+    /// Ready while some shard takes requests (a client then has a replica set it can use); not
+    /// ready while every shard is down, so that a load balancer sends clients elsewhere.
+    private func updateReadiness() {
+        guard readiness.listeners["data"] != nil else { return }
+        let servable = (0..<addresses.count).contains { context.health.isLive($0) }
+        let ready = readiness.current == .ready
+        guard servable != ready, readiness.current != .draining else { return }
+        readiness.set(ready: servable)
+        if servable {
+            logger.notice("ready: a shard answers")
+        } else {
+            logger.warning("not ready: every shard is down")
+        }
+    }
+
     /// Asks an up shard which process it is; one that restarted recovers (writes only) while it
     /// is rebuilt from its peers, then serves again.
-    private func watch(_ shard: Int, connections: WatchConnections) async {
+    private func watch(_ shard: Int, connections: WatchConnections, atStart: Bool = false) async {
         let timeout = context.configuration.shardTimeout
         let restarted: Bool
         var probe: ShardProbe?
@@ -74,9 +102,14 @@ struct ShardRepairer: Sendable {
             restarted = try await identify(shard, on: open)
             connections.keep(open, for: shard)
         } catch {
-            // A late reply must not be read as the next one's: a new connection next time. Not
-            // counted as a failure: the failures of client requests mark a shard down.
+            // A late reply must not be read as the next one's: a new connection next time.
             probe?.close()
+            let reason = "stats probe: \(error)"
+            if atStart {
+                context.health.markUnreachable(shard, reason: reason)
+            } else {
+                context.health.recordFailure(shard, reason: reason)
+            }
             return
         }
         guard restarted, context.health.restarted(shard) else { return }

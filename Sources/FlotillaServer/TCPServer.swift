@@ -24,6 +24,9 @@ public final class TCPServer: Service, Sendable {
         public var drainTimeout: Duration = .seconds(10)
         /// Pending-connection queue length (default 1024).
         public var backlog: Int32 = 1024
+        /// Whether binding the listener makes the role ready (default true). A role whose readiness
+        /// follows its upstreams (the proxy: a shard that answers) sets it with `Readiness.set`.
+        public var readyWhenBound = true
 
         public init(listen: HostPort) { self.listen = listen }
     }
@@ -98,7 +101,7 @@ public final class TCPServer: Service, Sendable {
         let address = channel.localAddress.map(Self.describe) ?? "?"
         logger.info("listening", metadata: ["listener": "data", "address": "\(address)"])
         readiness.bound("data", address: address)
-        readiness.markReady()
+        if configuration.readyWhenBound { readiness.markReady() }
 
         try? await gracefulShutdown()
 

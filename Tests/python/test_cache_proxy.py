@@ -732,6 +732,30 @@ def test_unreachable_shard_at_start_is_marked_down_and_bypassed(shards):
         client.close()
 
 
+def test_readiness_follows_the_shards_from_the_start():
+    """Shards that do not exist are down before any client asks (the proxy probes them at start)
+    and the proxy is not ready; it becomes ready when a shard answers, and unready again when
+    every shard is gone."""
+    ports = [free_port(), free_port()]
+    spec = ",".join(f"127.0.0.1:{port}" for port in ports)
+    with CacheProxy(spec, "--replicas", "2", "--shard-timeout", "200ms") as proxy:
+        def readyz() -> int:
+            return proxy.get("/readyz")[0]
+
+        assert wait_for(lambda: proxy.stats()["shards_down"] == "2", timeout=5), proxy.stats()
+        assert readyz() == 503, "ready with no shard at all"
+        with Memcached(port=ports[1]) as shard:
+            assert wait_for(lambda: readyz() == 200, timeout=10), "not ready once a shard answers"
+            assert proxy.stats()[f"shard:{shard.address}:state"] == "up"
+            assert proxy.client().set("k", "v") is True
+            shard.kill()
+            assert wait_for(lambda: readyz() == 503, timeout=10), "still ready with every shard gone"
+        downs = [e.get("shard") for e in proxy.log_entries("shard down")]
+        assert sorted(downs) == sorted([f"127.0.0.1:{ports[0]}", f"127.0.0.1:{ports[1]}",
+                                        f"127.0.0.1:{ports[1]}"]), f"shard down logged {downs}"
+        assert proxy.log_entries("not ready: every shard is down"), "the readiness change was not logged"
+
+
 # --------------------------------------------------------------------------------------------
 # 8. Command-line errors
 # --------------------------------------------------------------------------------------------

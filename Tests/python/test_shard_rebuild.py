@@ -93,9 +93,9 @@ def test_restarted_memcached_shard_is_rebuilt_and_a_second_failure_loses_nothing
 
 
 def test_a_dead_peer_does_not_stop_the_rebuild_from_the_others():
-    """A peer that cannot be listed (killed, and not yet marked down: no client traffic) is tried
-    again five times; the keys the live peer holds are copied meanwhile, and the restarted shard
-    serves once the rebuild is abandoned, since it answers."""
+    """A peer killed just before the restart: its listing fails and is tried again a second
+    later, after the live peer's keys were copied; once the proxy's probes mark it down it is
+    skipped (or after five tries the rebuild is abandoned), and the restarted shard serves."""
     with Shards(3) as shards, CacheProxy(shards, "--replicas", "2") as proxy:
         client = proxy.client(timeout=5)
         keys = [f"peer:{i}" for i in range(1_500)]
@@ -108,15 +108,14 @@ def test_a_dead_peer_does_not_stop_the_rebuild_from_the_others():
         shards[0].kill()
         shards[2].kill()
         shards[2].start()
-        abandoned = proxy.wait_for_log(ABANDONED, lambda e: e.get("shard") == shards[2].address,
-                                       timeout=30)
-        assert abandoned is not None, "the rebuild was not abandoned:\n" + "\n".join(proxy.log[-15:])
-        up = proxy.wait_for_log("shard up", lambda e: e.get("shard") == shards[2].address, timeout=5)
-        assert up is not None, "the restarted shard does not serve again"
+        up = proxy.wait_for_log("shard up", lambda e: e.get("shard") == shards[2].address, timeout=30)
+        assert up is not None, "the restarted shard does not serve again:\n" + "\n".join(proxy.log[-15:])
         stopped = [e for e in proxy.log_entries(STOPPED_ON_A_PEER) if e.get("peer") == shards[0].address]
-        assert len(stopped) == 5, f"{len(stopped)} attempts on the dead peer"
+        assert stopped, "the dead peer's listing did not fail"
+        ended = proxy.log_entries("shard rebuilt") + proxy.log_entries(ABANDONED)
+        assert ended, "the rebuild neither finished nor was abandoned"
         state = shard_state(proxy, shards[2].address)
-        assert state["state"] == "up" and not state["rebuild"]["needed"] and state["rebuild"]["failures"] == 5
+        assert state["state"] == "up" and not state["rebuild"]["needed"] and state["rebuild"]["failures"] >= 1
         held = shards[2].values(from_live_peer)
         assert len(held) == len(from_live_peer), f"{len(held)} of {len(from_live_peer)} keys of the live peer copied"
         client.close()
