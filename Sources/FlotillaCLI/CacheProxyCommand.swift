@@ -30,8 +30,8 @@ struct CacheProxyCommand: AsyncParsableCommand {
     @Option(help: "The shards, HOST:PORT[:WEIGHT],… (flotilla cache or memcached servers).")
     var shards: String
 
-    @Option(help: "Copies of each key, on distinct shards (default: 2).")
-    var replicas = 2
+    @Option(help: "Copies of each key, on distinct shards (default: 2, or 1 with a single shard).")
+    var replicas: Int?
 
     @Option(
         help: """
@@ -86,7 +86,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
         }
         var configuration = ProxyConfiguration(shards: specs)
         configuration.listen = listener.listen ?? configuration.listen
-        configuration.replicas = replicas
+        configuration.replicas = replicas ?? min(2, specs.count)
         configuration.consistency = consistency
         configuration.placement = distribution
         configuration.readRepair = readRepair

@@ -31,6 +31,15 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Service-level objective, e.g. 'p99<1ms,success>=99.9%'.", transform: parseSLO)
     var slo: SLOSpec?
 
+    @Option(
+        help: """
+            On SIGTERM, keep serving this long with /readyz answering 503 before refusing new \
+            connections, so that a load balancer's health check sees the role leave (default: 0s).
+            """,
+        transform: parseDuration
+    )
+    var drainDelay: Duration = .zero
+
     @Option(help: "Longest wait for open connections to finish on shutdown (default: 10s).", transform: parseDuration)
     var drainTimeout: Duration = .seconds(10)
 
@@ -54,6 +63,7 @@ struct CommonOptions: ParsableArguments {
         settings.logLevel = logLevel
         settings.logFormat = logFormat
         settings.slo = slo
+        settings.drainDelay = drainDelay
         settings.drainTimeout = drainTimeout
         settings.readyFile = readyFile
         return try RoleLauncher.usable(settings)

@@ -42,8 +42,8 @@ public struct ProxyConfiguration: RoleConfiguration {
     public var listen = HostPort(host: "127.0.0.1", port: 22122)
     /// The shards, in order (required).
     public var shards: [ShardSpec]
-    /// Copies of each key on distinct shards (default 2).
-    public var replicas = 2
+    /// Copies of each key on distinct shards (default 2, or 1 with a single shard).
+    public var replicas: Int
     /// Acknowledgements a write waits for (default quorum).
     public var consistency = Consistency.quorum
     /// Key placement (default ring).
@@ -71,6 +71,7 @@ public struct ProxyConfiguration: RoleConfiguration {
 
     public init(shards: [ShardSpec]) {
         self.shards = shards
+        self.replicas = min(2, max(shards.count, 1))
     }
 
     /// The ring or continuum that `placement` selects.

@@ -84,6 +84,13 @@ struct ProxyConfigurationTests {
         }
     }
 
+    @Test("one shard and no replicas given: one replica, not an error about a flag not passed")
+    func singleShardDefaultsToOneReplica() throws {
+        let configuration = try decode(#"{"shards": "127.0.0.1:11211"}"#)
+        #expect(configuration.replicas == 1)
+        try configuration.validate()
+    }
+
     @Test("what /v1/status shows decodes back to the same settings")
     func roundTrip() throws {
         var configuration = ProxyConfiguration(shards: try ShardSpec.parseList("127.0.0.1:1,127.0.0.1:2"))

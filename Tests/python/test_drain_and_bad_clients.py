@@ -61,6 +61,26 @@ def test_sigterm_finishes_the_request_in_flight_then_exits_zero() -> None:
         assert any('"message":"drained"' in line for line in server.log)
 
 
+@pytest.mark.parametrize("role", [["cache"], ["cache-proxy", "--shards", "127.0.0.1:1"]], ids=["cache", "proxy"])
+def test_drain_delay_keeps_serving_with_readyz_503_then_drains(role) -> None:
+    """--drain-delay: on SIGTERM /readyz answers 503 while the role still accepts and answers, so
+    that a load balancer's health check sees it leave; then it drains and exits 0. Without it an
+    idle role's admin port disappears at once."""
+    with FlotillaProcess([*role, "--drain-delay", "1500ms"]) as server:
+        client = socket.create_connection(server.data, timeout=5)
+        server.proc.send_signal(15)
+        signalled = time.monotonic()
+        assert wait_for(lambda: server.get("/readyz")[0] == 503), "readyz did not turn 503"
+        late = socket.create_connection(server.data, timeout=2)  # still accepting
+        assert exchange(late, b"version\r\n", b"\r\n").startswith(b"VERSION ")
+        assert exchange(client, b"version\r\n", b"\r\n").startswith(b"VERSION ")
+        assert server.proc.poll() is None
+        assert time.monotonic() - signalled < 1.5, "the checks above took the whole delay"
+        assert server.proc.wait(15) == 0
+        assert time.monotonic() - signalled >= 1.5, "exited before the drain delay"
+        assert any("still serving for the drain delay" in line for line in server.log)
+
+
 def test_a_client_that_never_finishes_does_not_hold_shutdown_past_the_drain_timeout() -> None:
     with FlotillaProcess(["cache", "--drain-timeout", "500ms"]) as server:
         stuck = socket.create_connection(server.data, timeout=5)

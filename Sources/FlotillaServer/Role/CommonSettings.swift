@@ -18,6 +18,9 @@ public struct CommonSettings: RoleConfiguration {
     public var logFormat = LogFormat.text
     /// The role's objective, judged live on `/v1/status` (default none).
     public var slo: SLOSpec?
+    /// On SIGTERM, how long the role keeps serving with `/readyz` at 503 before it stops accepting
+    /// connections, so that a load balancer's health check sees it leave (default 0).
+    public var drainDelay: Duration = .zero
     /// Longest wait for open requests on shutdown (default 10 s).
     public var drainTimeout: Duration = .seconds(10)
     /// Where to write the bound listeners once they are all bound (default none).
@@ -32,6 +35,9 @@ public struct CommonSettings: RoleConfiguration {
         if let threads, !(1...256).contains(threads) {
             throw SettingsError(field: "threads", "must be from 1 to 256, got \(threads)")
         }
+        guard drainDelay >= .zero, drainDelay <= .seconds(3600) else {
+            throw SettingsError(field: "drain-delay", "must be from 0 to 1h, got \(drainDelay.settingText)")
+        }
         guard drainTimeout >= .zero, drainTimeout <= .seconds(3600) else {
             throw SettingsError(field: "drain-timeout", "must be from 0 to 1h, got \(drainTimeout.settingText)")
         }
@@ -44,6 +50,7 @@ public struct CommonSettings: RoleConfiguration {
         case admin, threads, slo
         case logLevel = "log-level"
         case logFormat = "log-format"
+        case drainDelay = "drain-delay"
         case drainTimeout = "drain-timeout"
         case readyFile = "ready-file"
     }
@@ -59,6 +66,7 @@ public struct CommonSettings: RoleConfiguration {
             logFormat = try LogFormat.setting(format, field: CodingKeys.logFormat.stringValue)
         }
         slo = try container.decodeSetting(SLOSpec.self, forKey: .slo)
+        drainDelay = try container.decodeSetting(Duration.self, forKey: .drainDelay) ?? drainDelay
         drainTimeout = try container.decodeSetting(Duration.self, forKey: .drainTimeout) ?? drainTimeout
         readyFile = try container.decodeValue(String.self, forKey: .readyFile)
     }
@@ -71,6 +79,7 @@ public struct CommonSettings: RoleConfiguration {
         try container.encode(logLevel.rawValue, forKey: .logLevel)
         try container.encode(logFormat.rawValue, forKey: .logFormat)
         try container.encodeSetting(slo, forKey: .slo)
+        try container.encodeSetting(drainDelay, forKey: .drainDelay)
         try container.encodeSetting(drainTimeout, forKey: .drainTimeout)
         try container.encodeIfPresent(readyFile, forKey: .readyFile)
     }

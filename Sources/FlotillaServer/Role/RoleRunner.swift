@@ -58,9 +58,10 @@ public enum RoleRunner {
                 roleRoutes: { router in try instance.registerAdminRoutes(on: router) },
                 refreshMetrics: { await instance.refreshMetrics() }
             )
-            // Services stop in reverse order: the role drains first while the admin listener keeps
-            // answering 503 on /readyz. A role that ends by itself (elect, when its command exits)
-            // drains the rest.
+            // Services stop in reverse order: the drain delay first (503 on /readyz while the role
+            // still serves), then the role drains while the admin listener keeps answering 503, then
+            // the admin listener. A role that ends by itself (elect, when its command exits) drains
+            // the rest.
             let services = ServiceGroup(
                 configuration: .init(
                     services: [
@@ -70,6 +71,10 @@ public enum RoleRunner {
                             successTerminationBehavior: .ignore
                         ),
                         .init(service: instance, successTerminationBehavior: .gracefullyShutdownGroup),
+                        .init(
+                            service: DrainDelay(delay: common.drainDelay, readiness: readiness, logger: logger),
+                            successTerminationBehavior: .ignore
+                        ),
                     ],
                     gracefulShutdownSignals: [.sigterm, .sigint],
                     logger: logger
@@ -83,6 +88,26 @@ public enum RoleRunner {
             try? await group.shutdownGracefully()
             throw error
         }
+    }
+}
+
+/// `--drain-delay`: on shutdown, the first service told to stop. It reports draining (`/readyz`
+/// 503) and waits out the delay while every listener still serves; then the role drains.
+private struct DrainDelay: Service {
+    let delay: Duration
+    let readiness: Readiness
+    let logger: Logger
+
+    func run() async throws {
+        // Until the shutdown begins (or the group ends).
+        try? await gracefulShutdown()
+        guard delay > .zero, !Task.isCancelled else { return }
+        readiness.markDraining()
+        logger.info(
+            "draining: /readyz answers 503, still serving for the drain delay",
+            metadata: ["drain-delay": "\(delay.settingText)"]
+        )
+        try? await Task.sleep(for: delay)
     }
 }
 
