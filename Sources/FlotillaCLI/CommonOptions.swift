@@ -16,8 +16,14 @@ struct ListenOption: ParsableArguments {
 
 /// The flags every long-running role takes (DESIGN.md §2).
 struct CommonOptions: ParsableArguments {
-    @Option(help: "Address of the admin HTTP listener, HOST:PORT (default: 127.0.0.1:9100).", transform: parseHostPort)
-    var admin: HostPort = HostPort(host: "127.0.0.1", port: 9100)
+    @Option(
+        help: """
+            Address of the admin HTTP listener, HOST:PORT (default: 127.0.0.1 and the role's own port: \
+            cache 11311, cache-proxy 22322, elect 12379).
+            """,
+        transform: parseHostPort
+    )
+    var admin: HostPort?
 
     @Option(help: "Event-loop threads (default: the number of cores).")
     var threads: Int?

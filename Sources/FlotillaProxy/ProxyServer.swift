@@ -11,6 +11,8 @@ import ServiceLifecycle
 public final class ProxyServer: Role, Sendable {
     public typealias Operation = MemcacheOperation
     public static let name = "cache-proxy"
+    /// The data port's neighbourhood (22122, nutcracker's), clear of nutcracker's stats port 22222.
+    public static let defaultAdminPort = 22322
 
     private let server: TCPServer
     private let context: ProxyContext

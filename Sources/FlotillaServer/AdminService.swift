@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import Metrics
 import NIOCore
+import NIOPosix
 import OpenAPIHummingbird
 import Prometheus
 import ServiceLifecycle
@@ -26,7 +27,6 @@ public struct AdminService: Service {
 
     private let configuration: Configuration
     private let api: AdminAPI
-    private let group: any EventLoopGroup
     private let logger: Logger
     /// The role's own endpoints (its own OpenAPI document), mounted beside the common ones.
     private let roleRoutes: @Sendable (Router<BasicRequestContext>) throws -> Void
@@ -38,14 +38,12 @@ public struct AdminService: Service {
         recorder: OperationRecorder,
         registry: PrometheusCollectorRegistry,
         metricsFactory: any MetricsFactory,
-        group: any EventLoopGroup,
         logger: Logger,
         roleRoutes: @escaping @Sendable (Router<BasicRequestContext>) throws -> Void = { _ in },
         refreshMetrics: @escaping @Sendable () async -> Void = {}
     ) {
         self.roleRoutes = roleRoutes
         self.configuration = configuration
-        self.group = group
         self.logger = logger
         self.api = AdminAPI(
             role: role,
@@ -78,8 +76,11 @@ public struct AdminService: Service {
                 logger.info("listening", metadata: ["listener": "admin", "address": "\(address)"])
                 readiness.bound("admin", address: address)
             },
-            eventLoopGroupProvider: .shared(group),
-            logger: logger
+            // The process-wide loops, not the role's: Hummingbird releases its quiescing helper
+            // after `run()` returns, which schedules on the loop it was made on; on the role's
+            // group, shut down by then, SwiftNIO complained (1 drain in 5).
+            eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
+            logger: Self.quiet(logger)
         )
         let api = self.api
         try await withThrowingDiscardingTaskGroup { tasks in
@@ -92,7 +93,21 @@ public struct AdminService: Service {
                     }
                 }
             }
-            try await app.run()
+            try await ListenError.whileBinding(
+                flag: "--admin",
+                address: configuration.listen,
+                isBound: { readiness.listeners["admin"] != nil }
+            ) {
+                try await app.run()
+            }
         }
+    }
+
+    /// Hummingbird's own logger: it would log a failed bind twice before the error reaches the
+    /// user, and its "started" line repeats the `listening` line; the role logs what matters.
+    public static func quiet(_ logger: Logger) -> Logger {
+        var quiet = logger
+        quiet.logLevel = .critical
+        return quiet
     }
 }

@@ -96,7 +96,7 @@ public final class TCPServer: Service, Sendable {
         do {
             channel = try await bootstrap.bind(host: configuration.listen.host, port: configuration.listen.port).get()
         } catch {
-            throw ListenError(address: configuration.listen, underlying: error)
+            throw ListenError(flag: "--listen", address: configuration.listen, underlying: error)
         }
         let address = channel.localAddress.map(Self.describe) ?? "?"
         logger.info("listening", metadata: ["listener": "data", "address": "\(address)"])
@@ -122,11 +122,15 @@ public final class TCPServer: Service, Sendable {
             if first {
                 tasks.cancelAll()  // ends the timer
             } else {
-                // The drain timed out: close what is left, which also completes `drained`.
-                logger.warning(
-                    "drain timed out, closing remaining connections",
-                    metadata: ["connections.open": "\(connections.current)"]
-                )
+                // The drain timed out, or the role is cancelled (another service failed, such as an
+                // admin listener that could not bind): close what is left, which also completes
+                // `drained`.
+                if !Task.isCancelled {
+                    logger.warning(
+                        "drain timed out, closing remaining connections",
+                        metadata: ["connections.open": "\(connections.current)"]
+                    )
+                }
                 for channel in openChannels.withLock({ Array($0.values) }) {
                     channel.close(mode: .all, promise: nil)
                 }
@@ -183,14 +187,41 @@ final class RejectConnectionHandler: ChannelInboundHandler {
 extension RejectConnectionHandler: Sendable {}
 
 /// The data listener could not be opened (address in use, no such interface, permission).
+/// A listener that could not bind, told as the person who gave the address would look for it:
+/// `--admin 127.0.0.1:9100: cannot listen: address already in use`.
 public struct ListenError: Error, CustomStringConvertible {
+    /// The flag that set the address (`--listen`, `--admin`).
+    public var flag: String
     public var address: HostPort
     public var underlying: any Error
 
+    public init(flag: String, address: HostPort, underlying: any Error) {
+        self.flag = flag
+        self.address = address
+        self.underlying = underlying
+    }
+
     public var description: String {
+        let reason: String
         if let io = underlying as? IOError {
-            return "cannot listen on \(address): \(io.description)"
+            reason = String(cString: strerror(io.errnoCode)).lowercased()
+        } else {
+            reason = "\(underlying)"
         }
-        return "cannot listen on \(address): \(underlying)"
+        return "\(flag) \(address): cannot listen: \(reason)"
+    }
+
+    /// Runs `body`, which binds `address` and serves; an error before `isBound()` is a bind error.
+    public static func whileBinding(
+        flag: String,
+        address: HostPort,
+        isBound: @Sendable () -> Bool,
+        _ body: () async throws -> Void
+    ) async throws {
+        do {
+            try await body()
+        } catch  where !isBound() {
+            throw ListenError(flag: flag, address: address, underlying: error)
+        }
     }
 }

@@ -14,7 +14,7 @@ struct RoleSettingsTests {
     @Test("an empty document gives the flags' defaults")
     func defaults() throws {
         let settings = try decode("{}")
-        #expect(settings.admin == HostPort(host: "127.0.0.1", port: 9100))
+        #expect(settings.admin == nil, "each role's own default port")
         #expect(settings.threads == nil)
         #expect(settings.logLevel == .info)
         #expect(settings.logFormat == .text)

@@ -3,7 +3,8 @@
 ///
 /// - Open loop (`--rate`): every scheduled request counts. One that was due and never sent (its
 ///   connection was gone, or the window was full until the end) failed, as wrk2 and k6 count
-///   dropped iterations (`not_sent`).
+///   dropped iterations (`not_sent`); one due within an interval (and 10 ms) of the end may still
+///   be on its way and is not counted.
 /// - Closed loop: a connection without a connection to the target sends nothing, so it would never
 ///   fail a request. Its time without one counts as failed requests at the rate it completed them
 ///   while connected (`unavailable`).

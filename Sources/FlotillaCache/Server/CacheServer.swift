@@ -11,6 +11,8 @@ import ServiceLifecycle
 public final class CacheServer: Role, Sendable {
     public typealias Operation = MemcacheOperation
     public static let name = "cache"
+    /// memcached's 11211, plus 100.
+    public static let defaultAdminPort = 11311
 
     private let server: TCPServer
     private let store: StripedStore

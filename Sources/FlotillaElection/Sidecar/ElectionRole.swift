@@ -16,6 +16,8 @@ import ServiceLifecycle
 public struct ElectionRole: Role {
     public typealias Operation = NoOperation
     public static let name = "elect"
+    /// etcd's client port 2379, with a 1 in front.
+    public static let defaultAdminPort = 12379
 
     public let configuration: Configuration
     public let elector: Elector
@@ -86,7 +88,16 @@ public struct ElectionRole: Role {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             if let http = configuration.http {
                 let app = try makeSidecar(http)
-                tasks.addTask { try await app.run() }
+                let readiness = self.readiness
+                tasks.addTask {
+                    try await ListenError.whileBinding(
+                        flag: "--listen",
+                        address: http,
+                        isBound: { readiness.listeners["data"] != nil }
+                    ) {
+                        try await app.run()
+                    }
+                }
             }
             tasks.addTask {
                 // Readiness and the gauges follow the elector.
@@ -135,8 +146,11 @@ public struct ElectionRole: Role {
                 logger.info("listening", metadata: ["listener": "data", "address": "\(address)"])
                 readiness.bound("data", address: address)
             },
-            eventLoopGroupProvider: .shared(group),
-            logger: logger
+            // The process-wide loops, not the role's: Hummingbird releases its quiescing helper
+            // after `run()` returns, which schedules on the loop it was made on; on the role's
+            // group, shut down by then, SwiftNIO complained (1 drain in 5).
+            eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
+            logger: AdminService.quiet(logger)
         )
     }
 }

@@ -8,8 +8,9 @@ public struct CommonSettings: RoleConfiguration {
         case text, json
     }
 
-    /// Admin listener (default 127.0.0.1:9100; port 0 picks a free port).
-    public var admin = HostPort(host: "127.0.0.1", port: 9100)
+    /// Admin listener (default nil: 127.0.0.1 and the role's own `defaultAdminPort`; port 0 picks a
+    /// free port).
+    public var admin: HostPort?
     /// Event loops (default: the number of cores).
     public var threads: Int?
     /// swift-log level (default info).
@@ -57,7 +58,7 @@ public struct CommonSettings: RoleConfiguration {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        admin = try container.decodeSetting(HostPort.self, forKey: .admin) ?? admin
+        admin = try container.decodeSetting(HostPort.self, forKey: .admin)
         threads = try container.decodeValue(Int.self, forKey: .threads)
         if let level = try container.decodeValue(String.self, forKey: .logLevel) {
             logLevel = try Logger.Level.setting(level.lowercased(), field: CodingKeys.logLevel.stringValue)
@@ -74,7 +75,7 @@ public struct CommonSettings: RoleConfiguration {
     /// Encodes the effective values: `threads` as the count of event loops that run.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
-        try container.encodeSetting(admin, forKey: .admin)
+        try container.encodeIfPresent(admin.map(\.settingText), forKey: .admin)
         try container.encode(threadCount, forKey: .threads)
         try container.encode(logLevel.rawValue, forKey: .logLevel)
         try container.encode(logFormat.rawValue, forKey: .logFormat)

@@ -19,6 +19,11 @@ public protocol Role: Service {
     /// The role's name, as on the command line and in `/v1/status` (`cache-proxy`).
     static var name: String { get }
 
+    /// The admin listener's port when `--admin` is not given, on 127.0.0.1: one per role, so that a
+    /// cache, a proxy and an elect sidecar started with their defaults on one host all start, and
+    /// outside Prometheus exporters' 9100–9999 (node_exporter is 9100).
+    static var defaultAdminPort: Int { get }
+
     /// Builds the role; it binds nothing until `run()`.
     init(configuration: Configuration, environment: RoleEnvironment) throws
 

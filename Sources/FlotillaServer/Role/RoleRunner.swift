@@ -24,6 +24,8 @@ public enum RoleRunner {
         metricsFactory: PrometheusMetricsFactory,
         logger: Logger
     ) async throws -> R {
+        var common = common
+        common.admin = common.admin ?? HostPort(host: "127.0.0.1", port: R.defaultAdminPort)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: common.threadCount)
         let readiness = Readiness()
         readiness.expectListeners(["admin"] + R.listenerNames(configuration))
@@ -47,13 +49,12 @@ public enum RoleRunner {
                 settings: try SettingsSummary.merge(configuration, common)
             )
             let admin = AdminService(
-                configuration: .init(listen: common.admin, slo: common.slo),
+                configuration: .init(listen: common.admin!, slo: common.slo),
                 role: info,
                 readiness: readiness,
                 recorder: environment.recorder,
                 registry: metricsFactory.registry,
                 metricsFactory: metricsFactory,
-                group: group,
                 logger: logger,
                 roleRoutes: { router in try instance.registerAdminRoutes(on: router) },
                 refreshMetrics: { await instance.refreshMetrics() }
