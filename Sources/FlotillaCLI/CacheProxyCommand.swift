@@ -27,8 +27,10 @@ struct CacheProxyCommand: AsyncParsableCommand {
     @OptionGroup var listener: ListenOption
     @OptionGroup var common: CommonOptions
 
-    @Option(help: "The shards, HOST:PORT[:WEIGHT],… (flotilla cache or memcached servers).")
-    var shards: String
+    // Optional to the parser, so that `cache-proxy verify --help` is the subcommand's help; a
+    // missing --shards is a usage error in `roleConfiguration()`.
+    @Option(help: "The shards, HOST:PORT[:WEIGHT],… (flotilla cache or memcached servers; required).")
+    var shards: String?
 
     @Option(help: "Copies of each key, on distinct shards (default: 2, or 1 with a single shard).")
     var replicas: Int?
@@ -50,7 +52,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
     @Option(help: "Deadline of one request to a shard (default: 500ms).", transform: parseDuration)
     var shardTimeout: Duration = .milliseconds(500)
 
-    @Option(help: "Consecutive shard failures that mark it down (default: 3).")
+    @Option(help: "Consecutive shard failures that mark it down.")
     var failureLimit = 3
 
     @Option(help: "Most client connections open at once.")
@@ -67,7 +69,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
         help: """
             Keys per second copied to a shard that restarted (a new pid, or a shorter uptime, on the \
             proxy's probes) from its peers' lru_crawler metadump; it serves no reads until done. \
-            0 turns rebuilds off (default: 20000).
+            0 turns rebuilds off.
             """
     )
     var rebuildRate = 20_000
@@ -78,6 +80,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
 
     /// The flags as the proxy's settings.
     func roleConfiguration() throws -> ProxyConfiguration {
+        guard let shards else { throw ValidationError("--shards: missing; write HOST:PORT[:WEIGHT],…") }
         let specs: [ShardSpec]
         do {
             specs = try ShardSpec.parseList(shards)

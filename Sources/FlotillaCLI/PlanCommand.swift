@@ -32,11 +32,11 @@ struct PlanCommand: ParsableCommand {
         var rpsPerNode: Double
         @Option(help: "Cache memory per node, e.g. 32GB.", transform: parseByteSize)
         var cachePerNode: ByteSize
-        @Option(help: "Copies of each shard (default: 1).")
+        @Option(help: "Copies of each shard.")
         var replicas = 1
         @Option(help: "Key popularity: uniform, or zipf:S with exponent S (default: uniform).", transform: parseAccess)
         var access: ShardPlan.Access = .uniform
-        @Option(help: "Number of equally sized keys in the data (default: 1000000).")
+        @Option(help: "Number of equally sized keys in the data.")
         var keys = 1_000_000
         @Flag(help: "Print JSON instead of a table.")
         var json = false

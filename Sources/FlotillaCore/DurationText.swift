@@ -19,6 +19,7 @@ public enum DurationText {
 
     /// A short human form: `250ms`, `5s`, `1.5ms`, `800us`.
     public static func format(_ duration: Duration) -> String {
+        guard duration != .zero else { return "0s" }
         let nanoseconds = Double(duration.components.seconds) * 1e9 + Double(duration.components.attoseconds) / 1e9
         return formatMicroseconds(nanoseconds / 1_000)
     }

@@ -6,6 +6,10 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `flotilla cache-proxy`: a memcached-protocol proxy that shards keys over cache servers and
 /// replicates each on N of them, as a `Service`.
 public final class ProxyServer: Role, Sendable {
@@ -44,7 +48,20 @@ public final class ProxyServer: Role, Sendable {
             do {
                 return try SocketAddress.makeAddressResolvingHost(shard.host, port: shard.port)
             } catch {
-                throw ProxyConfigurationError("cannot resolve shard \(shard.address): \(error)")
+                throw ProxyConfigurationError("--shards: cannot resolve \(shard.address): \(error)")
+            }
+        }
+        // Two names for one server would put both replicas of a key on it: every address each
+        // name resolves to counts (localhost is 127.0.0.1 and ::1).
+        var servers: [String: String] = [:]
+        for shard in configuration.shards {
+            for server in Self.resolvedAddresses(shard) {
+                if let first = servers[server], first != shard.address {
+                    throw ProxyConfigurationError(
+                        "--shards: \(first) and \(shard.address) are the same server (\(server)); each shard must be another"
+                    )
+                }
+                servers[server] = shard.address
             }
         }
         let health = ShardHealth(
@@ -133,6 +150,31 @@ public final class ProxyServer: Role, Sendable {
                 try channel.pipeline.syncOperations.addHandler(handler)
             }
         }
+    }
+
+    /// Every `IP:PORT` the shard's host resolves to (getaddrinfo, TCP).
+    static func resolvedAddresses(_ shard: ShardSpec) -> Set<String> {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(shard.host, String(shard.port), &hints, &list) == 0, let first = list else { return [] }
+        defer { freeaddrinfo(list) }
+        var addresses: Set<String> = []
+        var entry: UnsafeMutablePointer<addrinfo>? = first
+        while let current = entry {
+            var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            if let address = current.pointee.ai_addr,
+                getnameinfo(address, current.pointee.ai_addrlen, &host, socklen_t(host.count), nil, 0, NI_NUMERICHOST)
+                    == 0
+            {
+                addresses.insert(
+                    "\(String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)):\(shard.port)"
+                )
+            }
+            entry = current.pointee.ai_next
+        }
+        return addresses
     }
 
     /// Refreshes the proxy's gauges; the admin listener calls it before each scrape.

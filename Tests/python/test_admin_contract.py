@@ -94,7 +94,7 @@ def test_a_listener_that_cannot_bind_ends_the_role_without_a_ready_file(tmp_path
              "--ready-file", str(ready)],
             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1, result.stderr
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"--listen 127.0.0.1:{port}: cannot listen: address already in use" in result.stderr, result.stderr
     assert not ready.exists()
 
 

@@ -732,6 +732,21 @@ def test_unreachable_shard_at_start_is_marked_down_and_bypassed(shards):
         client.close()
 
 
+def test_two_names_for_one_shard_are_refused(shards):
+    port = shards[0].port
+    result = subprocess.run([FLOTILLA_BIN, "cache-proxy", "--shards", f"127.0.0.1:{port},localhost:{port}",
+                             "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0, result.stderr
+    assert f"127.0.0.1:{port} and localhost:{port} are the same server" in result.stderr, result.stderr
+
+
+def test_route_without_a_key_is_400_with_a_reason(shards):
+    with CacheProxy(shards) as proxy:
+        status, _, body = proxy.get("/v1/route")
+        assert status == 400 and b"give the key" in body, (status, body)
+
+
 def test_readiness_follows_the_shards_from_the_start():
     """Shards that do not exist are down before any client asks (the proxy probes them at start)
     and the proxy is not ready; it becomes ready when a shard answers, and unready again when

@@ -238,6 +238,7 @@ def test_unreachable_etcd_at_start_is_retried_until_it_answers(tmp_path):
     ("zookeeper://127.0.0.1:2181", "zookeeper"),
     ("file:", "file"),
     ("127.0.0.1:2379", "etcd://"),
+    ("file:/missing/dir/x.lock", "no directory /missing/dir"),
 ])
 def test_a_malformed_coordinator_exits_2_with_a_clear_message(url, message):
     result = subprocess.run([flotilla_binary(), "elect", "--name", "x", "--coordinator", url, "--", "true"],

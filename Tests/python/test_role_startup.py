@@ -4,7 +4,9 @@ address; a SIGTERM drain never makes SwiftNIO complain about a shut-down event l
 
 from __future__ import annotations
 
+import re
 import socket
+import struct
 import subprocess
 import time
 
@@ -68,6 +70,46 @@ def test_a_port_clash_names_the_flag_and_the_address(flag):
     assert result.returncode == 1, result.stderr
     errors = [line for line in result.stderr.splitlines() if "rror" in line]
     assert errors == [f"Error: {flag} {address}: cannot listen: address already in use"], result.stderr
+
+
+def test_a_duration_of_zero_reads_0s_in_errors():
+    result = subprocess.run([flotilla_binary(), "elect", "--name", "x", "--coordinator", "file:/tmp/x.lock",
+                             "--ttl", "0s", "--", "true"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "got 0s" in result.stderr, result.stderr
+
+
+def test_defaults_are_printed_once_in_help():
+    for command in (["cache"], ["cache-proxy"], ["bench"], ["elect"], ["plan", "shards"], ["plan", "queue"],
+                    ["cache-proxy", "verify"]):
+        text = " ".join(subprocess.run([flotilla_binary(), *command, "--help"], capture_output=True, text=True,
+                                       timeout=30).stdout.split())
+        twice = re.findall(r"\(default: [^)]*\)\.? \(default: [^)]*\)", text)
+        assert not twice, f"{command}: a default printed twice: {twice}"
+
+
+def test_cache_proxy_verify_help_is_its_own():
+    result = subprocess.run([flotilla_binary(), "cache-proxy", "verify", "--help"], capture_output=True, text=True,
+                            timeout=30)
+    assert result.returncode == 0 and "Is the data the same in every store?" in result.stdout, result.stdout[:300]
+
+
+@pytest.mark.parametrize("role", ["cache", "cache-proxy"])
+def test_a_binary_protocol_client_gets_unknown_command_at_once(role):
+    """memcached's binary protocol (magic 0x80) is answered in kind, "unknown command", and the
+    connection closes at once, instead of a binary client waiting for its timeout."""
+    args = ["cache"] if role == "cache" else ["cache-proxy", "--shards", "127.0.0.1:1"]
+    with FlotillaProcess(args) as process:
+        with socket.create_connection(process.data, timeout=5) as client:
+            # A binary get of key "k": magic, opcode 0x00, key length 1, opaque 0xCAFE.
+            client.sendall(struct.pack(">BBHBBHIIQ", 0x80, 0x00, 1, 0, 0, 0, 1, 0xCAFE, 0) + b"k")
+            started = time.monotonic()
+            reply = b""
+            while chunk := client.recv(4096):
+                reply += chunk
+            assert time.monotonic() - started < 2, "the connection stayed open"
+    magic, opcode, key_length, _, _, status, body_length, opaque, _ = struct.unpack(">BBHBBHIIQ", reply[:24])
+    assert (magic, opcode, status, opaque) == (0x81, 0x00, 0x0081, 0xCAFE), reply
+    assert reply[24:] == b"Unknown command" and body_length == 15
 
 
 @pytest.mark.parametrize("role", list(DEFAULT_ADMIN))

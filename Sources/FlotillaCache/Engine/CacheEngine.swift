@@ -41,6 +41,9 @@ struct CacheEngine {
             return Outcome(operation: reply.operation, failed: reply.isError)
         case .close:
             return Outcome(operation: .unknown, failed: true, closesConnection: true)
+        case .binaryProtocol(let opcode, let opaque):
+            out.writeBinaryUnknownCommand(opcode: opcode, opaque: opaque)
+            return Outcome(operation: .unknown, failed: true, closesConnection: true)
         case .quit:
             return Outcome(operation: .quit, closesConnection: true)
         case .version:

@@ -62,6 +62,24 @@ extension ElectionRole {
                     "give a command to run while leading (after --), or --http HOST:PORT for sidecar mode"
                 )
             }
+            if case .file(let path) = coordinator {
+                // The lock file may not exist yet; its directory must, or every candidate would
+                // retry forever as if the coordinator were down.
+                let directory = (path as NSString).deletingLastPathComponent
+                var isDirectory: ObjCBool = false
+                guard
+                    FileManager.default.fileExists(
+                        atPath: directory.isEmpty ? "." : directory,
+                        isDirectory: &isDirectory
+                    ),
+                    isDirectory.boolValue
+                else {
+                    throw SettingsError(
+                        field: "coordinator",
+                        "file:\(path): no directory \(directory) to hold the lock"
+                    )
+                }
+            }
         }
     }
 }

@@ -40,6 +40,8 @@ public struct MemcacheRequestDecoder {
     /// Bytes of the pending line already searched for a newline.
     var scanned = 0
     var tokens: [MemcacheToken] = []
+    /// The connection's first byte was seen: a binary-protocol client is recognised by it alone.
+    var sawFirstByte = false
 
     public init(configuration: Configuration = .init()) {
         self.configuration = configuration
@@ -68,6 +70,22 @@ public struct MemcacheRequestDecoder {
                 }
                 state = .line
             case .line:
+                // memcached's binary protocol: a connection whose first byte is the magic 0x80
+                // (memcached looks at the first byte only, as here). Flotilla speaks text and meta
+                // only: it answers "unknown command" in the binary format once the 24-byte header
+                // is in, and hangs up, rather than wait for a newline that never comes (a binary
+                // client then waited for its timeout).
+                if !sawFirstByte, buffer.readableBytes > 0,
+                    buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x80
+                {
+                    guard buffer.readableBytes >= 24 else { return nil }
+                    let opcode = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self)!
+                    let opaque = buffer.getInteger(at: buffer.readerIndex + 12, as: UInt32.self)!
+                    state = .closed
+                    buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                    return .binaryProtocol(opcode: opcode, opaque: opaque)
+                }
+                if buffer.readableBytes > 0 { sawFirstByte = true }
                 guard let newline = findNewline(in: buffer) else {
                     scanned = buffer.readableBytes
                     if let reason = lineLimitExceeded(buffer) {

@@ -9,6 +9,23 @@ extension ByteBuffer {
         self.writeStaticString("\r\n")
     }
 
+    /// memcached's binary-protocol response "Unknown command" (status 0x0081) to a request with
+    /// `opcode` and `opaque`: a 24-byte header and the message, as memcached answers an opcode it
+    /// does not know.
+    public mutating func writeBinaryUnknownCommand(opcode: UInt8, opaque: UInt32) {
+        let message = "Unknown command"
+        writeInteger(UInt8(0x81))  // response magic
+        writeInteger(opcode)
+        writeInteger(UInt16(0))  // key length
+        writeInteger(UInt8(0))  // extras length
+        writeInteger(UInt8(0))  // data type
+        writeInteger(UInt16(0x0081))  // status: unknown command
+        writeInteger(UInt32(message.utf8.count))  // total body length
+        writeInteger(opaque)
+        writeInteger(UInt64(0))  // CAS
+        writeString(message)
+    }
+
     /// Writes an unsigned integer in decimal, without allocating.
     @inlinable
     public mutating func writeDecimal(_ value: UInt64) {

@@ -30,6 +30,9 @@ public enum MemcacheRequest: Equatable {
     case reply(MemcacheImmediateReply)
     /// The protocol asks to hang up (an HTTP request, a line too long to be a command).
     case close(reason: CloseReason)
+    /// A request of memcached's binary protocol (magic byte 0x80), which flotilla does not speak:
+    /// answered with `binaryUnknownCommand(opcode:opaque:)`, then the connection closes.
+    case binaryProtocol(opcode: UInt8, opaque: UInt32)
 
     public enum CloseReason: Sendable {
         case httpRequest

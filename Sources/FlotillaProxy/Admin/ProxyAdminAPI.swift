@@ -57,7 +57,9 @@ struct ProxyAdminAPI: APIProtocol {
     }
 
     func getRoute(_ input: Operations.GetRoute.Input) async throws -> Operations.GetRoute.Output {
-        let key = input.query.key
+        guard let key = input.query.key else {
+            return .badRequest(.init(body: .json(.init(error: "give the key: /v1/route?key=K"))))
+        }
         guard (1...250).contains(key.utf8.count) else {
             return .badRequest(.init(body: .json(.init(error: "key must be 1 to 250 bytes, got \(key.utf8.count)"))))
         }

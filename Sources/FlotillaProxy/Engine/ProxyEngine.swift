@@ -103,6 +103,12 @@ struct ProxyEngine {
             actions.append(.reply(slot, Self.line("ERROR"), failed: true))
         case .quit, .close:
             client.closeWhenReplied()
+        case .binaryProtocol(let opcode, let opaque):
+            let slot = open(.unknown, &client)
+            var reply = ByteBuffer()
+            reply.writeBinaryUnknownCommand(opcode: opcode, opaque: opaque)
+            actions.append(.reply(slot, reply, failed: true))
+            client.closeWhenReplied()
         case .meta(let meta):
             executeMeta(meta, &client, &actions)
         case .tooLarge(let operation, let key, let noreply, let dropsCurrentValue):
