@@ -30,11 +30,24 @@ struct Flotilla: AsyncParsableCommand {
                 try command.run()
             }
         } catch {
-            if exitCode(for: error) == .validationFailure {
+            // With --log-format json the last line is JSON too, as every line before it.
+            let code = exitCode(for: error)
+            if Self.logsJSON, code != .success, !(error is ExitCode) {
+                JSONLogHandler.writeError(message(for: error))
+                exit(withError: ExitCode(code == .validationFailure ? 2 : code.rawValue))
+            }
+            if code == .validationFailure {
                 FileHandle.standardError.write(Data((fullMessage(for: error) + "\n").utf8))
                 exit(withError: ExitCode(2))
             }
             exit(withError: error)
         }
+    }
+
+    /// Whether the command line asks for JSON log lines.
+    private static var logsJSON: Bool {
+        let arguments = CommandLine.arguments
+        return arguments.contains("--log-format=json")
+            || zip(arguments, arguments.dropFirst()).contains { $0 == "--log-format" && $1 == "json" }
     }
 }

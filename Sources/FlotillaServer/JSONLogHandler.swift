@@ -34,10 +34,17 @@ public struct JSONLogHandler: LogHandler {
         for key in merged.keys.sorted() {
             fields.append((key, merged[key]!.description))
         }
+        Self.writeLine(fields)
+    }
+
+    /// Writes one JSON object on standard error: the fields in order, a value that reads as a
+    /// JSON number (`42`, `-1.5`) as a number, every other as a string.
+    public static func writeLine(_ fields: [(String, String)]) {
         var line = "{"
         for (index, (key, value)) in fields.enumerated() {
             if index > 0 { line += "," }
-            line += "\"\(Self.escape(key))\":\"\(Self.escape(value))\""
+            let text = key == "message" || !isJSONNumber(value) ? "\"\(escape(value))\"" : value
+            line += "\"\(escape(key))\":\(text)"
         }
         line += "}\n"
         // One write(2) per line, so lines from several threads never interleave.
@@ -45,6 +52,26 @@ public struct JSONLogHandler: LogHandler {
         bytes.withUnsafeMutableBytes { buffer in
             _ = write(2, buffer.baseAddress, buffer.count)
         }
+    }
+
+    /// A line for an error that ends the process, in the same format as the log lines.
+    public static func writeError(_ message: String) {
+        writeLine([("ts", timestamp()), ("level", "error"), ("logger", "flotilla"), ("message", message)])
+    }
+
+    /// JSON's number grammar, without exponents: `-?(0|[1-9][0-9]*)(\.[0-9]+)?`.
+    static func isJSONNumber(_ text: String) -> Bool {
+        var bytes = Substring(text).utf8[...]
+        if bytes.first == UInt8(ascii: "-") { bytes = bytes.dropFirst() }
+        let integer = bytes.prefix { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
+        guard !integer.isEmpty, integer.count == 1 || integer.first != UInt8(ascii: "0"), integer.count <= 15 else {
+            return false
+        }
+        bytes = bytes.dropFirst(integer.count)
+        if bytes.isEmpty { return true }
+        guard bytes.first == UInt8(ascii: ".") else { return false }
+        let fraction = bytes.dropFirst()
+        return !fraction.isEmpty && fraction.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }
     }
 
     static func escape(_ text: String) -> String {
@@ -66,7 +93,8 @@ public struct JSONLogHandler: LogHandler {
         return escaped
     }
 
+    /// UTC, with its zone: `2026-12-07T15:13:01.398Z`.
     private static func timestamp() -> String {
-        Date.now.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        Date.now.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 }

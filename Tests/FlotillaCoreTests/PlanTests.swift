@@ -38,6 +38,20 @@ struct PlanTests {
         #expect(plan.nodesForFullCache == 25)
     }
 
+    @Test("more cache than data caches the data, not more")
+    func uniqueCacheIsCappedAtTheData() throws {
+        let input = ShardPlan.Input(
+            dataBytes: 400e9,
+            requestsPerSecond: 10_000,
+            requestsPerSecondPerNode: 1_000,
+            cacheBytesPerNode: 1e12
+        )
+        let plan = try ShardPlan(input).compute()
+        #expect(plan.totalCacheBytes == 10e12)
+        #expect(plan.uniqueCacheBytes == 400e9)
+        #expect(plan.hitRateSharded == 1)
+    }
+
     @Test func harmonicNumbers() {
         #expect(ShardPlan.harmonic(0, 1) == 0)
         #expect(ShardPlan.harmonic(1, 1) == 1)

@@ -4,6 +4,7 @@ address; a SIGTERM drain never makes SwiftNIO complain about a shut-down event l
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import struct
@@ -129,3 +130,19 @@ def test_sigterm_drains_without_a_shut_down_event_loop(role, tmp_path):
         time.sleep(0.1)  # the drain thread reads the last lines
         complaints = [line for line in process.log if NIO_SHUTDOWN_COMPLAINT in line]
         assert not complaints, f"{role}, attempt {attempt + 1}: {complaints}"
+
+
+def test_json_logs_carry_the_zone_numbers_and_end_in_json():
+    """--log-format json: timestamps in UTC with their zone, numbers as JSON numbers, and the
+    error that ends the process as a JSON line too (not a plain-text `Error:` line)."""
+    with FlotillaProcess(["cache"]) as process:
+        assert process.terminate() == 0
+    lines = [json.loads(line) for line in process.log if line.startswith("{")]
+    assert lines and all(line["ts"].endswith("Z") for line in lines), lines[:2]
+    draining = next(line for line in lines if line["message"] == "draining")
+    assert draining["connections.open"] == 0, draining
+    result = subprocess.run([flotilla_binary(), "cache", "--memory", "1KB", "--log-format", "json"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    last = json.loads(result.stderr.strip().splitlines()[-1])
+    assert last["level"] == "error" and last["message"].startswith("--memory: must be at least"), result.stderr

@@ -107,7 +107,8 @@ public struct ShardPlan: Sendable {
         // Each copy of a shard needs its own node, or a failure takes all copies at once.
         let nodes = max(nodesForLoad, input.replicas)
         let total = Double(nodes) * input.cacheBytesPerNode
-        let unique = total / Double(input.replicas)
+        // What is cached is at most the data itself, however much memory there is.
+        let unique = min(total / Double(input.replicas), input.dataBytes)
         let fullCache = (Double(input.replicas) * input.dataBytes / input.cacheBytesPerNode).rounded(.up)
         // Unsharded, every node holds the same hottest bytes; sharded, their union is distinct.
         let unshardedFraction = min(1, input.cacheBytesPerNode / input.dataBytes)
