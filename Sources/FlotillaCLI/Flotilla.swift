@@ -23,7 +23,7 @@ struct Flotilla: AsyncParsableCommand {
     /// convention of command-line tools and the one `flotilla bench` documents (0 met, 1 missed).
     static func main() async {
         do {
-            var command = try parseAsRoot()
+            var command = try parseAsRoot(Self.joiningNegativeValues(Array(CommandLine.arguments.dropFirst())))
             if var command = command as? any AsyncParsableCommand {
                 try await command.run()
             } else {
@@ -42,6 +42,32 @@ struct Flotilla: AsyncParsableCommand {
             }
             exit(withError: error)
         }
+    }
+
+    /// `--replicas -1` as `--replicas=-1`: ArgumentParser reads `-1` as an option and reports
+    /// "Missing value", where the option's own check would say what range it takes. Stops at `--`
+    /// (elect's command follows it untouched).
+    static func joiningNegativeValues(_ arguments: [String]) -> [String] {
+        var joined: [String] = []
+        var index = 0
+        while index < arguments.count {
+            let argument = arguments[index]
+            if argument == "--" {
+                joined += arguments[index...]
+                break
+            }
+            if argument.hasPrefix("--"), !argument.contains("="), index + 1 < arguments.count,
+                let next = arguments[index + 1].utf8.dropFirst().first, arguments[index + 1].hasPrefix("-"),
+                (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(next) || next == UInt8(ascii: ".")
+            {
+                joined.append(argument + "=" + arguments[index + 1])
+                index += 2
+                continue
+            }
+            joined.append(argument)
+            index += 1
+        }
+        return joined
     }
 
     /// Whether the command line asks for JSON log lines.

@@ -146,3 +146,14 @@ def test_json_logs_carry_the_zone_numbers_and_end_in_json():
     assert result.returncode == 2
     last = json.loads(result.stderr.strip().splitlines()[-1])
     assert last["level"] == "error" and last["message"].startswith("--memory: must be at least"), result.stderr
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["cache-proxy", "--shards", "127.0.0.1:1", "--replicas", "-1"], "--replicas: must be from 1"),
+    (["plan", "shards", "--data", "1GB", "--cache-per-node", "1GB", "--rps", "-5", "--rps-per-node", "1"],
+     "--rps: must be above 0"),
+])
+def test_a_negative_number_gets_the_options_own_check(arguments, message):
+    """Not ArgumentParser's "Missing value": `-1` is the option's value, and its check answers."""
+    result = subprocess.run([flotilla_binary(), *arguments], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -9,5 +9,6 @@ public struct PlanInputError: Error, Hashable, CustomStringConvertible {
         self.reason = reason
     }
 
-    public var description: String { "invalid \(field): \(reason)" }
+    /// As the flag that gave it: `--rps: must be above 0`.
+    public var description: String { "--\(field): \(reason)" }
 }
