@@ -65,7 +65,7 @@ struct AdminAPI: APIProtocol {
                     errors: Int64(clamping: operation.snapshot.errors),
                     successRatio: operation.snapshot.successRatio,
                     ratePerSecond: operation.rate,
-                    latency: .init(
+                    latencyMicroseconds: .init(
                         p50: operation.snapshot.latencyMicroseconds(50),
                         p95: operation.snapshot.latencyMicroseconds(95),
                         p99: operation.snapshot.latencyMicroseconds(99),

@@ -876,13 +876,13 @@ def test_admin_status(server, mc, k):
     assert all(isinstance(v, str) for v in doc["settings"].values()), doc["settings"]
     assert isinstance(doc["operations"], list) and doc["operations"]
     for op in doc["operations"]:
-        for field in ("name", "count", "errors", "successRatio", "ratePerSecond", "latency"):
+        for field in ("name", "count", "errors", "successRatio", "ratePerSecond", "latencyMicroseconds"):
             assert field in op, (field, op)
         assert isinstance(op["count"], int) and isinstance(op["errors"], int), op
         assert 0 <= op["errors"] <= op["count"], op
-        assert isinstance(op["latency"], dict), op
+        assert isinstance(op["latencyMicroseconds"], dict), op
         for q in ("p50", "p95", "p99", "p999", "max"):
-            assert isinstance(op["latency"].get(q), (int, float)), (q, op)
+            assert isinstance(op["latencyMicroseconds"].get(q), (int, float)), (q, op)
     assert ops["get"]["count"] > 0, ops.get("get")
     assert ops["set"]["count"] > 0, ops.get("set")
 

@@ -29,7 +29,7 @@ struct ProxyAdminAPI: APIProtocol {
                 requests: Int64(clamping: state.traffic.count),
                 errors: Int64(clamping: state.traffic.errors),
                 ratePerSecond: rate,
-                latency: .init(
+                latencyMicroseconds: .init(
                     p50: state.traffic.latencyMicroseconds(50),
                     p95: state.traffic.latencyMicroseconds(95),
                     p99: state.traffic.latencyMicroseconds(99),
