@@ -5,7 +5,7 @@
 #   Debian:  memcached (the real peer), libmemcached-tools (memcaslap, memcstat, ...),
 #            nutcracker (twemproxy: the reference for ketama placement),
 #            etcd-server (the election tests start their own etcd), etcd-client (etcdctl, the
-#            election benchmark's peer),
+#            election benchmark's peer), prometheus (promtool checks every role's /metrics),
 #            python3-venv (only when the python3 on PATH cannot make a venv)
 #   PyPI:    pymemcache and pytest, into <repo>/.build-venv (git-ignored; made with
 #            --system-site-packages so an already installed pytest is reused)
@@ -27,7 +27,7 @@ if [[ "$(id -u)" -ne 0 ]]; then
 fi
 
 # --- Debian packages --------------------------------------------------------------------
-apt_packages=(memcached libmemcached-tools nutcracker etcd-server etcd-client)
+apt_packages=(memcached libmemcached-tools nutcracker etcd-server etcd-client prometheus)
 if ! "${python}" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_packages+=(python3-venv)
 fi

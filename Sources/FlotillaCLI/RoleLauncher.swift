@@ -14,7 +14,7 @@ enum RoleLauncher {
         let settings = try common.settings()
         let configuration = try usable(configuration)
         let logger = bootstrapLogging(settings)
-        let factory = PrometheusMetricsFactory(registry: PrometheusCollectorRegistry())
+        let factory = PrometheusHelpFactory(PrometheusMetricsFactory(registry: PrometheusCollectorRegistry()))
         MetricsSystem.bootstrap(factory)
         return try await RoleRunner.run(
             R.self,

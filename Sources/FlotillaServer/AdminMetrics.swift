@@ -17,6 +17,13 @@ final class AdminMetrics: Sendable {
     private let exported: Mutex<[(UInt64, UInt64)]>
 
     init(operations: [String], factory: any MetricsFactory) {
+        MetricHelp.describe([
+            "flotilla_requests_total": "Requests handled, by operation.",
+            "flotilla_request_errors_total": "Requests answered with an error, by operation.",
+            "flotilla_request_latency_p50_seconds": "Median service time since start, by operation.",
+            "flotilla_request_latency_p99_seconds": "99th percentile service time since start, by operation.",
+            "flotilla_request_latency_p999_seconds": "99.9th percentile service time since start, by operation.",
+        ])
         self.handles = operations.map { name in
             let dimensions = [("operation", name)]
             return Handles(

@@ -23,6 +23,11 @@ public final class RequestMemory: Sendable {
         let exported = Mutex<UInt64>(0)
 
         init(factory: any MetricsFactory) {
+            MetricHelp.describe([
+                "flotilla_request_memory_bytes": "Bytes held for requests not yet fully received, all connections.",
+                "flotilla_request_memory_limit_bytes": "The bound on those bytes (--request-memory).",
+                "flotilla_request_memory_refused_total": "Clients refused for passing --request-memory.",
+            ])
             bytes = Gauge(label: "flotilla_request_memory_bytes", factory: factory)
             limit = Gauge(label: "flotilla_request_memory_limit_bytes", factory: factory)
             refused = Counter(label: "flotilla_request_memory_refused_total", factory: factory)

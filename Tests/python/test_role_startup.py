@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import socket
 import struct
 import subprocess
@@ -13,7 +14,7 @@ import time
 
 import pytest
 
-from flotilla_server import FlotillaProcess, flotilla_binary, wait_for
+from flotilla_server import FlotillaProcess, flotilla_binary, require_peer, wait_for
 
 DEFAULT_ADMIN = {"cache": 11311, "cache-proxy": 22322, "elect": 12379}
 NIO_SHUTDOWN_COMPLAINT = "Cannot schedule tasks on an EventLoop that has already shut down"
@@ -157,3 +158,32 @@ def test_a_negative_number_gets_the_options_own_check(arguments, message):
     """Not ArgumentParser's "Missing value": `-1` is the option's value, and its check answers."""
     result = subprocess.run([flotilla_binary(), *arguments], capture_output=True, text=True, timeout=30)
     assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
+PROMTOOL_MISSING = "promtool is not installed; install Debian's prometheus package (scripts/install-test-deps.sh)"
+
+
+def role_process(role: str, tmp_path) -> FlotillaProcess:
+    if role == "elect":
+        return FlotillaProcess(["elect", "--coordinator", f"file:{tmp_path}/leader.lock", "--name", "metrics"],
+                               listen=False, listeners=("admin",), trailing=["--", "sleep", "60"])
+    return FlotillaProcess(role_args(role, tmp_path)[:1] + role_args(role, tmp_path)[3:])
+
+
+@pytest.mark.parametrize("role", list(DEFAULT_ADMIN))
+def test_metrics_pass_promtool(role, tmp_path):
+    """Every family on /metrics has HELP and TYPE and a conventional name, as Prometheus' own
+    checker reads them."""
+    promtool = require_peer(shutil.which("promtool"), PROMTOOL_MISSING)
+    with role_process(role, tmp_path) as process:
+        if role != "elect":
+            with socket.create_connection(process.data, timeout=5) as client:
+                client.sendall(b"set k 0 0 1\r\nx\r\nget k\r\n")  # a few operations to export
+                time.sleep(0.3)
+        status, _, body = process.get("/metrics")
+        assert status == 200
+        checked = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+        assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
+        families = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# TYPE ")}
+        helped = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# HELP ")}
+        assert families and families == helped, families ^ helped

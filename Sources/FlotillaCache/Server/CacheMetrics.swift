@@ -1,4 +1,5 @@
 import CoreMetrics
+import FlotillaServer
 import Synchronization
 
 /// The cache's own gauges, refreshed before each scrape.
@@ -11,6 +12,13 @@ final class CacheMetrics: Sendable {
     private let exportedEvictions = Mutex<UInt64>(0)
 
     init(factory: any MetricsFactory) {
+        MetricHelp.describe([
+            "flotilla_cache_items": "Items stored now.",
+            "flotilla_cache_bytes": "Bytes charged for the items stored now (keys, values, per-item overhead).",
+            "flotilla_cache_limit_bytes": "The bound on those bytes (--memory).",
+            "flotilla_connections": "Client connections open now.",
+            "flotilla_cache_evictions_total": "Items evicted to make room for others.",
+        ])
         items = Gauge(label: "flotilla_cache_items", factory: factory)
         bytes = Gauge(label: "flotilla_cache_bytes", factory: factory)
         limit = Gauge(label: "flotilla_cache_limit_bytes", factory: factory)

@@ -1,4 +1,5 @@
 import CoreMetrics
+import FlotillaServer
 import Synchronization
 
 /// Per shard: the process last seen, the restarts found, and the rebuild of a restarted shard
@@ -38,6 +39,14 @@ final class ShardRebuilds: Sendable {
         let running: Gauge
 
         init(shard: String, factory: any MetricsFactory) {
+            MetricHelp.describe([
+                "flotilla_proxy_shard_restarts_total":
+                    "Restarts of the shard the proxy found (new pid, or uptime too short).",
+                "flotilla_proxy_rebuild_keys_copied_total": "Keys copied to the shard by rebuilds after its restarts.",
+                "flotilla_proxy_rebuilds_total": "Rebuilds of the shard that finished.",
+                "flotilla_proxy_rebuild_peer_failures_total": "Peers that failed during the shard's rebuilds.",
+                "flotilla_proxy_rebuild_running": "1 while a rebuild copies keys to the shard, else 0.",
+            ])
             let dimensions = [("shard", shard)]
             restarts = Counter(label: "flotilla_proxy_shard_restarts_total", dimensions: dimensions, factory: factory)
             copied = Counter(

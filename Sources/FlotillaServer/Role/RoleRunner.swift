@@ -21,7 +21,7 @@ public enum RoleRunner {
         _ role: R.Type,
         configuration: R.Configuration,
         common: CommonSettings,
-        metricsFactory: PrometheusMetricsFactory,
+        metricsFactory: PrometheusHelpFactory,
         logger: Logger
     ) async throws -> R {
         var common = common
