@@ -30,6 +30,8 @@ public final class ProxyServer: Role, Sendable {
     private let repairer: ShardRepairer
     /// Client requests not yet fully received, across connections (`--request-memory`).
     private let requestMemory: RequestMemory
+    /// Shard states, hints, fallback reads and replication failures on `/metrics`.
+    private let metrics: ProxyMetrics
     /// Shard request rates for `/v1/shards`, sampled once a second while the proxy runs.
     let shardRates = RateWindow()
 
@@ -111,6 +113,10 @@ public final class ProxyServer: Role, Sendable {
             metricsFactory: environment.metricsFactory
         )
         self.requestMemory = requestMemory
+        self.metrics = ProxyMetrics(
+            shardNames: configuration.shards.map(\.address),
+            factory: environment.metricsFactory
+        )
         var serverConfiguration = TCPServer.Configuration(listen: configuration.listen)
         serverConfiguration.maxConnections = configuration.maxConnections
         serverConfiguration.rejectionMessage = "ERROR Too many open connections\r\n"
@@ -180,6 +186,7 @@ public final class ProxyServer: Role, Sendable {
     /// Refreshes the proxy's gauges; the admin listener calls it before each scrape.
     public func refreshMetrics() async {
         requestMemory.refreshMetrics()
+        metrics.update(health: context.health.snapshot(), counters: context.counters)
     }
 
     public func run() async throws {

@@ -13,6 +13,8 @@ final class AdminMetrics: Sendable {
     }
 
     private let handles: [Handles]
+    /// `process_*` and `flotilla_build_info`.
+    private let process: ProcessMetrics
     /// Totals already exported, so that counters advance by the difference.
     private let exported: Mutex<[(UInt64, UInt64)]>
 
@@ -35,9 +37,11 @@ final class AdminMetrics: Sendable {
             )
         }
         self.exported = Mutex(Array(repeating: (0, 0), count: operations.count))
+        self.process = ProcessMetrics(factory: factory, version: FlotillaVersion.current)
     }
 
     func update(with snapshots: [OperationSnapshot]) {
+        process.update()
         exported.withLock { exported in
             for (index, snapshot) in snapshots.enumerated() where index < handles.count {
                 let handle = handles[index]

@@ -11,10 +11,12 @@ import socket
 import struct
 import subprocess
 import time
+import urllib.parse
+import urllib.request
 
 import pytest
 
-from flotilla_server import FlotillaProcess, flotilla_binary, require_peer, wait_for
+from flotilla_server import FlotillaProcess, flotilla_binary, free_port, require_peer, wait_for
 
 DEFAULT_ADMIN = {"cache": 11311, "cache-proxy": 22322, "elect": 12379}
 NIO_SHUTDOWN_COMPLAINT = "Cannot schedule tasks on an EventLoop that has already shut down"
@@ -184,6 +186,49 @@ def test_metrics_pass_promtool(role, tmp_path):
         assert status == 200
         checked = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
         assert checked.returncode == 0, (checked.stdout + checked.stderr).decode()
+        text = body.decode()
+        if role == "cache":
+            assert "flotilla_cache_get_hits_total 1" in text, text
+        for family in ("flotilla_build_info", "process_resident_memory_bytes", "process_cpu_seconds_total"):
+            assert f"# TYPE {family} " in text, family
         families = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# TYPE ")}
         helped = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# HELP ")}
         assert families and families == helped, families ^ helped
+
+
+def test_a_real_prometheus_scrapes_a_cache_and_a_proxy(tmp_path):
+    """Debian's Prometheus server scrapes a cache and a proxy in front of it: both targets up,
+    and their families queryable."""
+    prometheus = require_peer(shutil.which("prometheus"), PROMTOOL_MISSING)
+    with FlotillaProcess(["cache"]) as cache, \
+            FlotillaProcess(["cache-proxy", "--shards", f"127.0.0.1:{cache.data[1]}", "--replicas", "1"]) as proxy:
+        with socket.create_connection(proxy.data, timeout=5) as client:
+            client.sendall(b"set k 0 0 1\r\nx\r\nget k\r\n")
+            time.sleep(0.3)
+        targets = [f"127.0.0.1:{cache.addresses['admin'][1]}", f"127.0.0.1:{proxy.addresses['admin'][1]}"]
+        config = tmp_path / "prometheus.yml"
+        config.write_text("global: {scrape_interval: 1s}\nscrape_configs:\n  - job_name: flotilla\n"
+                          f"    static_configs: [{{targets: {json.dumps(targets)}}}]\n")
+        web = f"127.0.0.1:{free_port()}"
+        server = subprocess.Popen([prometheus, f"--config.file={config}", f"--storage.tsdb.path={tmp_path}/data",
+                                   f"--web.listen-address={web}"], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE)
+        try:
+            def query(expression: str) -> list:
+                url = f"http://{web}/api/v1/query?query={urllib.parse.quote(expression)}"
+                try:
+                    with urllib.request.urlopen(url, timeout=2) as response:
+                        return json.loads(response.read())["data"]["result"]
+                except OSError:
+                    return []
+
+            def both_up() -> bool:
+                return sorted(r["metric"]["instance"] for r in query("up == 1")) == sorted(targets)
+
+            assert wait_for(both_up, timeout=30, step=0.5), f"targets not up: {query('up')}"
+            assert wait_for(lambda: len(query('flotilla_requests_total{operation="get"}')) == 2, timeout=10)
+            assert [r["value"][1] for r in query("flotilla_proxy_shard_up")] == ["1"]
+            assert query("flotilla_build_info")
+        finally:
+            server.terminate()
+            server.wait(20)

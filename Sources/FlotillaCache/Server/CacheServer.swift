@@ -68,6 +68,9 @@ public final class CacheServer: Role, Sendable {
         public var bytes: Int
         public var evictions: UInt64
         public var connections: Int
+        public var getHits: UInt64
+        public var getMisses: UInt64
+        public var refusedConnections: UInt64
     }
 
     /// Refreshes the cache's gauges; the admin listener calls it before each scrape.
@@ -82,7 +85,10 @@ public final class CacheServer: Role, Sendable {
             items: totals.items,
             bytes: totals.bytes,
             evictions: totals.counters.evictions,
-            connections: context.connections.current
+            connections: context.connections.current,
+            getHits: context.totals[.getHits],
+            getMisses: context.totals[.getMisses],
+            refusedConnections: UInt64(context.connections.refused)
         )
     }
 }
