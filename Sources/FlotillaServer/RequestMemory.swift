@@ -19,8 +19,7 @@ public final class RequestMemory: Sendable {
     private final class Metrics: Sendable {
         let bytes: Gauge
         let limit: Gauge
-        let refused: Counter
-        let exported = Mutex<UInt64>(0)
+        let refused: MonotonicCounter
 
         init(factory: any MetricsFactory) {
             MetricHelp.describe([
@@ -30,7 +29,7 @@ public final class RequestMemory: Sendable {
             ])
             bytes = Gauge(label: "flotilla_request_memory_bytes", factory: factory)
             limit = Gauge(label: "flotilla_request_memory_limit_bytes", factory: factory)
-            refused = Counter(label: "flotilla_request_memory_refused_total", factory: factory)
+            refused = MonotonicCounter(label: "flotilla_request_memory_refused_total", factory: factory)
         }
     }
 
@@ -44,13 +43,7 @@ public final class RequestMemory: Sendable {
         guard let metrics else { return }
         metrics.bytes.record(bytes)
         metrics.limit.record(limit)
-        let refused = self.refused
-        metrics.exported.withLock { exported in
-            if refused > exported {
-                metrics.refused.increment(by: Int64(refused - exported))
-                exported = refused
-            }
-        }
+        metrics.refused.advance(to: refused)
     }
 
     /// What the connections hold now.

@@ -1,6 +1,5 @@
 import CoreMetrics
 import FlotillaServer
-import Synchronization
 
 /// The cache's own gauges, refreshed before each scrape.
 final class CacheMetrics: Sendable {
@@ -8,8 +7,7 @@ final class CacheMetrics: Sendable {
     private let bytes: Gauge
     private let limit: Gauge
     private let connections: Gauge
-    private let evictions: Counter
-    private let exportedEvictions = Mutex<UInt64>(0)
+    private let evictions: MonotonicCounter
     private let hits: MonotonicCounter
     private let misses: MonotonicCounter
     private let refused: MonotonicCounter
@@ -32,7 +30,7 @@ final class CacheMetrics: Sendable {
         bytes = Gauge(label: "flotilla_cache_bytes", factory: factory)
         limit = Gauge(label: "flotilla_cache_limit_bytes", factory: factory)
         connections = Gauge(label: "flotilla_connections", factory: factory)
-        evictions = Counter(label: "flotilla_cache_evictions_total", factory: factory)
+        evictions = MonotonicCounter(label: "flotilla_cache_evictions_total", factory: factory)
     }
 
     func update(_ usage: CacheServer.Usage, limitBytes: Int) {
@@ -43,11 +41,6 @@ final class CacheMetrics: Sendable {
         hits.advance(to: usage.getHits)
         misses.advance(to: usage.getMisses)
         refused.advance(to: usage.refusedConnections)
-        exportedEvictions.withLock { exported in
-            if usage.evictions > exported {
-                evictions.increment(by: Int64(usage.evictions - exported))
-                exported = usage.evictions
-            }
-        }
+        evictions.advance(to: usage.evictions)
     }
 }
