@@ -130,7 +130,7 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     /// Bytes of metadump written in one event-loop turn.
-    static let metadumpTurn = 256 * 1024
+    static let metadumpTurn = 64 * 1024
     /// The pause between two turns of a metadump, in which the loop serves other connections.
     static let metadumpPause: TimeAmount = .microseconds(50)
 
