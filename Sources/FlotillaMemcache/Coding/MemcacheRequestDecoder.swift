@@ -75,17 +75,18 @@ public struct MemcacheRequestDecoder {
                 // only: it answers "unknown command" in the binary format once the 24-byte header
                 // is in, and hangs up, rather than wait for a newline that never comes (a binary
                 // client then waited for its timeout).
-                if !sawFirstByte, buffer.readableBytes > 0,
-                    buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) == 0x80
-                {
-                    guard buffer.readableBytes >= 24 else { return nil }
-                    let opcode = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self)!
-                    let opaque = buffer.getInteger(at: buffer.readerIndex + 12, as: UInt32.self)!
-                    state = .closed
-                    buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
-                    return .binaryProtocol(opcode: opcode, opaque: opaque)
+                // Looked at once per connection, not on every request.
+                if !sawFirstByte, let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) {
+                    if first == 0x80 {
+                        guard buffer.readableBytes >= 24 else { return nil }
+                        let opcode = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt8.self)!
+                        let opaque = buffer.getInteger(at: buffer.readerIndex + 12, as: UInt32.self)!
+                        state = .closed
+                        buffer.moveReaderIndex(forwardBy: buffer.readableBytes)
+                        return .binaryProtocol(opcode: opcode, opaque: opaque)
+                    }
+                    sawFirstByte = true
                 }
-                if buffer.readableBytes > 0 { sawFirstByte = true }
                 guard let newline = findNewline(in: buffer) else {
                     scanned = buffer.readableBytes
                     if let reason = lineLimitExceeded(buffer) {
