@@ -34,8 +34,10 @@ struct AdminAPI: APIProtocol {
 
     func getMetrics(_ input: Operations.GetMetrics.Input) async throws -> Operations.GetMetrics.Output {
         await refreshMetrics()
-        metrics.update(with: await recorder.snapshot())
-        return .ok(.init(body: .plainText(HTTPBody(registry.emitToString()))))
+        let snapshots = await recorder.snapshot()
+        metrics.update(with: snapshots)
+        let text = registry.emitToString() + LatencyHistogramExposition.render(snapshots)
+        return .ok(.init(body: .plainText(HTTPBody(text))))
     }
 
     func getStatus(_ input: Operations.GetStatus.Input) async throws -> Operations.GetStatus.Output {

@@ -18,6 +18,8 @@ public final class OperationRecorder: Sendable {
         var histograms: [Histogram<UInt64>]
         var counts: [UInt64]
         var errors: [UInt64]
+        /// Recorded nanoseconds, summed: the exact `_sum` of the Prometheus histogram.
+        var sums: [UInt64]
 
         init(operationCount: Int) {
             let histogram = Histogram<UInt64>(
@@ -28,6 +30,7 @@ public final class OperationRecorder: Sendable {
             self.histograms = Array(repeating: histogram, count: operationCount)
             self.counts = Array(repeating: 0, count: operationCount)
             self.errors = Array(repeating: 0, count: operationCount)
+            self.sums = Array(repeating: 0, count: operationCount)
         }
 
         /// Records one request of operation `operation` that took `nanoseconds`.
@@ -35,7 +38,9 @@ public final class OperationRecorder: Sendable {
         public func record(_ operation: Int, nanoseconds: UInt64, failed: Bool) {
             counts[operation] &+= 1
             if failed { errors[operation] &+= 1 }
-            _ = histograms[operation].record(min(max(nanoseconds, 1), OperationRecorder.highestTrackableNanoseconds))
+            let clamped = min(max(nanoseconds, 1), OperationRecorder.highestTrackableNanoseconds)
+            sums[operation] &+= clamped
+            _ = histograms[operation].record(clamped)
         }
     }
 
@@ -87,6 +92,7 @@ public final class OperationRecorder: Sendable {
                         name: "",
                         count: shard.counts[index],
                         errors: shard.errors[index],
+                        sumNanoseconds: shard.sums[index],
                         histogram: shard.histograms[index]
                     )
                 }
@@ -95,6 +101,7 @@ public final class OperationRecorder: Sendable {
             for index in merged.indices {
                 merged[index].count += copy[index].count
                 merged[index].errors += copy[index].errors
+                merged[index].sumNanoseconds &+= copy[index].sumNanoseconds
                 merged[index].histogram.add(copy[index].histogram)
             }
         }
@@ -107,6 +114,8 @@ public struct OperationSnapshot: Sendable {
     public var name: String
     public var count: UInt64 = 0
     public var errors: UInt64 = 0
+    /// Every recorded latency, summed, in nanoseconds.
+    public var sumNanoseconds: UInt64 = 0
     public var histogram = Histogram<UInt64>(
         lowestDiscernibleValue: 1,
         highestTrackableValue: OperationRecorder.highestTrackableNanoseconds,

@@ -30,6 +30,50 @@ struct RecorderTests {
         try await group.shutdownGracefully()
     }
 
+    @Test func latencyIsAPrometheusHistogramWithCumulativeBuckets() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let recorder = OperationRecorder(operations: ["get", "set"], group: group)
+        for loop in group.makeIterator() {
+            try await loop.submit {
+                let shard = recorder.shard(on: loop)
+                // 30 µs, 300 µs and 3 ms on each loop, 2 s once.
+                for nanoseconds: UInt64 in [30_000, 300_000, 3_000_000] {
+                    shard.record(0, nanoseconds: nanoseconds, failed: false)
+                }
+            }.get()
+        }
+        let loop = group.next()
+        try await loop.submit { recorder.shard(on: loop).record(0, nanoseconds: 2_000_000_000, failed: true) }.get()
+        let text = LatencyHistogramExposition.render(await recorder.snapshot())
+        let lines = text.split(separator: "\n").map(String.init)
+        #expect(
+            lines.prefix(2) == [
+                "# HELP flotilla_request_duration_seconds \(LatencyHistogramExposition.help)",
+                "# TYPE flotilla_request_duration_seconds histogram",
+            ]
+        )
+        func sample(_ name: String) -> String? {
+            lines.first { $0.hasPrefix(name + " ") }.map { String($0.dropFirst(name.count + 1)) }
+        }
+        let get = "flotilla_request_duration_seconds_bucket{operation=\"get\",le="
+        #expect(sample(get + "\"1e-5\"}") == "0")
+        #expect(sample(get + "\"5e-5\"}") == "2")
+        #expect(sample(get + "\"0.001\"}") == nil)  // bounds are written as 1e-3
+        #expect(sample(get + "\"5e-4\"}") == "4")
+        #expect(sample(get + "\"5e-3\"}") == "6")
+        #expect(sample(get + "\"1e0\"}") == "6")
+        #expect(sample(get + "\"2.5e0\"}") == "7")
+        #expect(sample(get + "\"+Inf\"}") == "7")
+        #expect(sample("flotilla_request_duration_seconds_count{operation=\"get\"}") == "7")
+        #expect(sample("flotilla_request_duration_seconds_sum{operation=\"get\"}") == "\(2.006660)")
+        #expect(sample("flotilla_request_duration_seconds_count{operation=\"set\"}") == "0")
+        // Cumulative: each bucket holds at least the one before it.
+        let counts = lines.filter { $0.hasPrefix(get) }.compactMap { UInt64($0.split(separator: " ").last!) }
+        #expect(counts.count == LatencyHistogramExposition.bounds.count + 1)
+        #expect(zip(counts, counts.dropFirst()).allSatisfy { $0 <= $1 })
+        try await group.shutdownGracefully()
+    }
+
     @Test func ratesOverTheWindow() {
         let window = RateWindow(window: .seconds(10))
         let start = ContinuousClock.now

@@ -191,6 +191,10 @@ def test_metrics_pass_promtool(role, tmp_path):
             assert "flotilla_cache_get_hits_total 1" in text, text
         for family in ("flotilla_build_info", "process_resident_memory_bytes", "process_cpu_seconds_total"):
             assert f"# TYPE {family} " in text, family
+        if role != "elect":
+            assert "# TYPE flotilla_request_duration_seconds histogram" in text, text
+            assert 'flotilla_request_duration_seconds_count{operation="get"} 1' in text, text
+            assert 'flotilla_request_duration_seconds_bucket{operation="get",le="+Inf"} 1' in text, text
         families = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# TYPE ")}
         helped = {line.split()[2] for line in body.decode().splitlines() if line.startswith("# HELP ")}
         assert families and families == helped, families ^ helped
@@ -229,6 +233,10 @@ def test_a_real_prometheus_scrapes_a_cache_and_a_proxy(tmp_path):
             assert wait_for(lambda: len(query('flotilla_requests_total{operation="get"}')) == 2, timeout=10)
             assert [r["value"][1] for r in query("flotilla_proxy_shard_up")] == ["1"]
             assert query("flotilla_build_info")
+            # Latency is a histogram: the p99 of both instances' gets together is a finite time.
+            quantile = query('histogram_quantile(0.99, sum by (le) (flotilla_request_duration_seconds_bucket'
+                             '{operation="get"}))')
+            assert len(quantile) == 1 and 0 < float(quantile[0]["value"][1]) < 10, quantile
         finally:
             server.terminate()
             server.wait(20)
