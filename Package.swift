@@ -6,6 +6,62 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("MemberImportVisibility"),
 ]
 
+/// Hot-path modules (the memcache codec, the proxy, the load generator, which must cost its host
+/// as little as memcaslap or wrk do): release builds drop the run-time exclusivity checks
+/// (compile-time checks remain). They were about a tenth of the proxy's instructions per
+/// request, and 15 % of the load generator's user-space CPU on the memcache hot path.
+let hotPathSettings = swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+
+/// Targets whose code swift-openapi-generator writes from their `openapi.yaml`. The generator
+/// (1.14) splits its output into files that import Foundation and OpenAPIRuntime at `package`
+/// level and declare nothing, and the compiler warns about every such import: nothing
+/// hand-written lives in these targets.
+func openAPITarget(name: String) -> Target {
+    .target(
+        name: name,
+        dependencies: [.openAPIRuntime],
+        swiftSettings: swiftSettings + [.unsafeFlags(["-suppress-warnings"])],
+        plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
+    )
+}
+
+/// The products of the dependencies that targets use, each named once.
+extension Target.Dependency {
+    static let argumentParser: Self = .product(name: "ArgumentParser", package: "swift-argument-parser")
+    static let asyncHTTPClient: Self = .product(name: "AsyncHTTPClient", package: "async-http-client")
+    static let crypto: Self = .product(name: "Crypto", package: "swift-crypto")
+    static let dequeModule: Self = .product(name: "DequeModule", package: "swift-collections")
+    static let histogram: Self = .product(name: "Histogram", package: "hdrhistogram-swift")
+    static let hummingbird: Self = .product(name: "Hummingbird", package: "hummingbird")
+    static let logging: Self = .product(name: "Logging", package: "swift-log")
+    static let metrics: Self = .product(name: "Metrics", package: "swift-metrics")
+    static let nioCore: Self = .product(name: "NIOCore", package: "swift-nio")
+    static let nioEmbedded: Self = .product(name: "NIOEmbedded", package: "swift-nio")
+    static let nioExtras: Self = .product(name: "NIOExtras", package: "swift-nio-extras")
+    static let nioHTTP1: Self = .product(name: "NIOHTTP1", package: "swift-nio")
+    static let nioPosix: Self = .product(name: "NIOPosix", package: "swift-nio")
+    static let nioTestUtils: Self = .product(name: "NIOTestUtils", package: "swift-nio")
+    static let openAPIHummingbird: Self = .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird")
+    static let openAPIRuntime: Self = .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
+    static let prometheus: Self = .product(name: "Prometheus", package: "swift-prometheus")
+    static let serviceLifecycle: Self = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+    static let unixSignals: Self = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+}
+
+/// What a role that speaks the memcache protocol builds on: the codec, the shared server glue
+/// (listeners, admin, drain), SwiftNIO, logs, metrics and the service lifecycle.
+let memcacheRoleDependencies: [Target.Dependency] = [
+    "FlotillaCore",
+    "FlotillaMemcache",
+    "FlotillaServer",
+    .nioCore,
+    .nioPosix,
+    .nioExtras,
+    .logging,
+    .metrics,
+    .serviceLifecycle,
+]
+
 let package = Package(
     name: "flotilla",
     platforms: [.macOS(.v15)],
@@ -35,7 +91,7 @@ let package = Package(
         .target(
             name: "FlotillaCore",
             dependencies: [
-                .product(name: "Crypto", package: "swift-crypto")
+                .crypto
             ],
             swiftSettings: swiftSettings
         ),
@@ -45,108 +101,65 @@ let package = Package(
             dependencies: [
                 // FlotillaCore for `RoleOperation` only: the operations are the roles' statistics dimension.
                 "FlotillaCore",
-                .product(name: "NIOCore", package: "swift-nio"),
+                .nioCore,
             ],
-            // On the proxy's hot path (every request and reply is decoded here): release builds drop
-            // the run-time exclusivity checks, as FlotillaBench does; compile-time checks remain.
-            swiftSettings: swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: hotPathSettings
         ),
         // The admin API contract: types and server stubs generated from openapi.yaml.
-        .target(
-            name: "FlotillaAdminAPI",
-            dependencies: [
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
-            ],
-            // Generated code only: swift-openapi-generator 1.14 splits its output into files that
-            // import Foundation and OpenAPIRuntime at `package` level and declare nothing, and the
-            // compiler warns about every such import. Nothing hand-written lives here.
-            swiftSettings: swiftSettings + [.unsafeFlags(["-suppress-warnings"])],
-            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
-        ),
+        openAPITarget(name: "FlotillaAdminAPI"),
         // Shared server glue: listener service, admin listener, SLO recorder, drain.
         .target(
             name: "FlotillaServer",
             dependencies: [
                 "FlotillaCore",
                 "FlotillaAdminAPI",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
-                .product(name: "DequeModule", package: "swift-collections"),
+                .nioCore,
+                .nioPosix,
+                .nioExtras,
+                .logging,
+                .metrics,
+                .prometheus,
+                .serviceLifecycle,
+                .unixSignals,
+                .histogram,
+                .hummingbird,
+                .openAPIHummingbird,
+                .openAPIRuntime,
+                .dequeModule,
             ],
             swiftSettings: swiftSettings
         ),
         // The `flotilla cache` role: a memcached-compatible server.
         .target(
             name: "FlotillaCache",
-            dependencies: [
-                "FlotillaCore",
-                "FlotillaMemcache",
-                "FlotillaServer",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+            dependencies: memcacheRoleDependencies,
             swiftSettings: swiftSettings
         ),
         // The cache proxy's own admin endpoints (/v1/shards, /v1/route): generated from its openapi.yaml.
-        .target(
-            name: "FlotillaProxyAPI",
-            dependencies: [
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
-            ],
-            swiftSettings: swiftSettings + [.unsafeFlags(["-suppress-warnings"])],
-            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
-        ),
+        openAPITarget(name: "FlotillaProxyAPI"),
         // The `flotilla cache-proxy` role: sharding, replication, failover in front of cache servers.
         .target(
             name: "FlotillaProxy",
-            dependencies: [
-                "FlotillaCore",
-                "FlotillaMemcache",
-                "FlotillaServer",
+            dependencies: memcacheRoleDependencies + [
                 "FlotillaProxyAPI",
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "DequeModule", package: "swift-collections"),
+                .hummingbird,
+                .openAPIHummingbird,
+                .openAPIRuntime,
+                .dequeModule,
             ],
-            // Release builds drop the run-time exclusivity checks (compile-time checks remain): they
-            // were about a tenth of the proxy's instructions per request.
-            swiftSettings: swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: hotPathSettings
         ),
         // `flotilla bench`: the load generator (memcache and HTTP/1.1 targets, open and closed loop).
         .target(
             name: "FlotillaBench",
             dependencies: [
                 "FlotillaCore",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .nioCore,
+                .nioPosix,
+                .nioHTTP1,
+                .histogram,
             ],
-            // The load generator must cost its host as little as memcaslap or wrk do: release builds
-            // drop the run-time exclusivity checks (compile-time checks remain), which were 15 % of
-            // its user-space CPU on the memcache hot path.
-            swiftSettings: swiftSettings + [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
+            swiftSettings: hotPathSettings
         ),
         // fork + PR_SET_PDEATHSIG + exec: a child that must not outlive its parent needs the
         // death signal set between fork and exec, which neither posix_spawn nor Swift can do.
@@ -157,19 +170,12 @@ let package = Package(
             dependencies: [
                 "CFlotillaSpawn",
                 "FlotillaCore",
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .nioPosix,
             ],
             swiftSettings: swiftSettings
         ),
         // The sidecar API of `flotilla elect`: types and server stubs generated from openapi.yaml.
-        .target(
-            name: "FlotillaElectionAPI",
-            dependencies: [
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")
-            ],
-            swiftSettings: swiftSettings + [.unsafeFlags(["-suppress-warnings"])],
-            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]
-        ),
+        openAPITarget(name: "FlotillaElectionAPI"),
         // `flotilla elect`: leader election on a coordinator (a file lock, or etcd's lease and
         // election API through its HTTP/JSON gateway, with async-http-client), the Elector service,
         // the child supervisor and the sidecar.
@@ -181,16 +187,16 @@ let package = Package(
                 "FlotillaProcess",
                 "FlotillaElectionAPI",
                 "CFlotillaSpawn",
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "Hummingbird", package: "hummingbird"),
-                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
-                .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .metrics,
+                .nioCore,
+                .nioPosix,
+                .nioHTTP1,
+                .asyncHTTPClient,
+                .logging,
+                .serviceLifecycle,
+                .hummingbird,
+                .openAPIHummingbird,
+                .openAPIRuntime,
             ],
             swiftSettings: swiftSettings
         ),
@@ -215,13 +221,13 @@ let package = Package(
                 "FlotillaProcess",
                 "FlotillaElection",
                 "FlotillaTopology",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Metrics", package: "swift-metrics"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
+                .argumentParser,
+                .logging,
+                .nioPosix,
+                .serviceLifecycle,
+                .unixSignals,
+                .metrics,
+                .prometheus,
             ],
             swiftSettings: swiftSettings
         ),
@@ -232,9 +238,9 @@ let package = Package(
             dependencies: [
                 "FlotillaCore",
                 "FlotillaServer",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .logging,
+                .nioCore,
+                .nioPosix,
             ],
             path: "Tests/FlotillaTestSupport",
             swiftSettings: swiftSettings
@@ -249,8 +255,8 @@ let package = Package(
             dependencies: [
                 "FlotillaCore",
                 "FlotillaMemcache",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOTestUtils", package: "swift-nio"),
+                .nioCore,
+                .nioTestUtils,
             ],
             swiftSettings: swiftSettings
         ),
@@ -259,9 +265,9 @@ let package = Package(
             dependencies: [
                 "FlotillaServer",
                 "FlotillaCore",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .logging,
+                .nioCore,
+                .nioPosix,
             ],
             swiftSettings: swiftSettings
         ),
@@ -272,10 +278,10 @@ let package = Package(
                 "FlotillaCore",
                 "FlotillaMemcache",
                 "FlotillaServer",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
-                .product(name: "Logging", package: "swift-log"),
+                .nioCore,
+                .nioEmbedded,
+                .nioExtras,
+                .logging,
             ],
             swiftSettings: swiftSettings
         ),
@@ -286,11 +292,11 @@ let package = Package(
                 "FlotillaCore",
                 "FlotillaServer",
                 "FlotillaMemcache",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOEmbedded", package: "swift-nio"),
-                .product(name: "NIOExtras", package: "swift-nio-extras"),
-                .product(name: "DequeModule", package: "swift-collections"),
+                .logging,
+                .nioCore,
+                .nioEmbedded,
+                .nioExtras,
+                .dequeModule,
             ],
             swiftSettings: swiftSettings
         ),
@@ -299,8 +305,8 @@ let package = Package(
             dependencies: [
                 "FlotillaBench",
                 "FlotillaCore",
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .nioCore,
+                .histogram,
             ],
             swiftSettings: swiftSettings
         ),
@@ -310,8 +316,8 @@ let package = Package(
                 "FlotillaElection",
                 "FlotillaCore",
                 "FlotillaProcess",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .logging,
+                .nioPosix,
             ],
             swiftSettings: swiftSettings
         ),
@@ -323,9 +329,9 @@ let package = Package(
                 "FlotillaCore",
                 "FlotillaMemcache",
                 "FlotillaTestSupport",
-                .product(name: "Logging", package: "swift-log"),
-                .product(name: "NIOCore", package: "swift-nio"),
-                .product(name: "NIOPosix", package: "swift-nio"),
+                .logging,
+                .nioCore,
+                .nioPosix,
             ],
             swiftSettings: swiftSettings
         ),
