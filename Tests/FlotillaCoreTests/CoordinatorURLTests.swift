@@ -39,7 +39,7 @@ struct CoordinatorURLTests {
     }
 
     @Test(arguments: [
-        ("", CoordinatorURLError.Code.empty, "the coordinator is empty"),
+        ("", CoordinatorURLErrorCode.empty, "the coordinator is empty"),
         ("   ", .empty, "the coordinator is empty"),
         ("/run/x.lock", .unknownScheme, "no scheme: write file:PATH or etcd://HOST:PORT"),
         ("http://a:2379", .unknownScheme, "unknown scheme \"http\""),
@@ -63,7 +63,7 @@ struct CoordinatorURLTests {
         ("etcd://user@a:2379", .invalidHost, "host \"user@a\" is not a host name"),
         ("etcd://a:1,a:1", .duplicateEndpoint, "endpoint a:1 is listed twice"),
     ])
-    func rejects(text: String, code: CoordinatorURLError.Code, fragment: String) {
+    func rejects(text: String, code: CoordinatorURLErrorCode, fragment: String) {
         #expect {
             try CoordinatorURL(parsing: text)
         } throws: { error in

@@ -220,7 +220,7 @@ struct ReplyDecoderTests {
     }
 
     @Test(arguments: [
-        (ExpectedReply.line, "FOO\r\n", ReplyDecodingError.Code.unexpectedLine),
+        (ExpectedReply.line, "FOO\r\n", ReplyDecodingErrorCode.unexpectedLine),
         (.line, "END\r\n", .unexpectedLine),
         (.line, "HD\r\n", .unexpectedLine),
         (.line, "STORED \r\n", .unexpectedLine),
@@ -251,7 +251,7 @@ struct ReplyDecoderTests {
         (.stats, "STAT \r\n", .malformedLine),
         (.stats, "STORED\r\n", .unexpectedLine),
     ])
-    func malformedRepliesThrow(expected: ExpectedReply, text: String, code: ReplyDecodingError.Code) {
+    func malformedRepliesThrow(expected: ExpectedReply, text: String, code: ReplyDecodingErrorCode) {
         // Whole, and one byte at a time: the error does not depend on how the bytes arrive.
         let bytes = Array(text.utf8)
         for chunks in [[], [Int](repeating: 1, count: bytes.count)] {
@@ -507,7 +507,7 @@ struct ReplyDecoderTests {
     }
 
     @Test(arguments: [
-        ("VALUE a 0 1\r\nxyz\r\nEND\r\n", ReplyDecodingError.Code.badDataTerminator),
+        ("VALUE a 0 1\r\nxyz\r\nEND\r\n", ReplyDecodingErrorCode.badDataTerminator),
         ("VALUE a 0 3\r\nabcEND\r\n", .badDataTerminator),
         ("VALUE a 0 0\r\nEND\r\n", .badDataTerminator),
         ("STORED\r\n", .unexpectedLine),
@@ -521,7 +521,7 @@ struct ReplyDecoderTests {
         ("VALUE a 0 1\r\nx\r\nEND\n", .malformedLine),
         ("VALUE a 0 2000000\r\n", .valueTooLarge),
     ])
-    func malformedOneKeyRepliesThrow(text: String, code: ReplyDecodingError.Code) {
+    func malformedOneKeyRepliesThrow(text: String, code: ReplyDecodingErrorCode) {
         let bytes = Array(text.utf8)
         for chunks in [[], [Int](repeating: 1, count: bytes.count)] {
             do throws(ReplyDecodingError) {

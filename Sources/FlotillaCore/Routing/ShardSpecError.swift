@@ -1,56 +1,24 @@
-/// A `--shards` value that cannot be used: `code` says what kind of mistake, `text` is the offending part of the
-/// input, `message` says what was wrong and how to write it.
-public struct ShardSpecError: Error, Hashable, CustomStringConvertible {
-    /// The kind of mistake; compare against the static members.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String, Hashable, Sendable {
-            case emptyList = "empty-list"
-            case emptyEntry = "empty-entry"
-            case invalidHost = "invalid-host"
-            case missingPort = "missing-port"
-            case invalidPort = "invalid-port"
-            case invalidWeight = "invalid-weight"
-            case duplicateShard = "duplicate-shard"
-        }
+/// A `--shards` value that cannot be used; `text` is the offending entry or the whole list.
+public typealias ShardSpecError = CodedError<ShardSpecErrorCode>
 
-        private let base: Base
+/// The kinds of `ShardSpecError`.
+public enum ShardSpecErrorCode: String, ErrorCode {
+    /// No shard at all.
+    case emptyList = "empty-list"
+    /// An empty entry between commas.
+    case emptyEntry = "empty-entry"
+    /// An empty host, or an IPv6 address without brackets.
+    case invalidHost = "invalid-host"
+    /// `HOST` without `:PORT`.
+    case missingPort = "missing-port"
+    /// A port that is not a number in 1…65535.
+    case invalidPort = "invalid-port"
+    /// A weight that is not a whole number in `ShardSpec.weightRange`.
+    case invalidWeight = "invalid-weight"
+    /// The same `HOST:PORT` twice in one list.
+    case duplicateShard = "duplicate-shard"
 
-        private init(_ base: Base) {
-            self.base = base
-        }
-
-        /// No shard at all.
-        public static let emptyList = Code(.emptyList)
-        /// An empty entry between commas.
-        public static let emptyEntry = Code(.emptyEntry)
-        /// An empty host, or an IPv6 address without brackets.
-        public static let invalidHost = Code(.invalidHost)
-        /// `HOST` without `:PORT`.
-        public static let missingPort = Code(.missingPort)
-        /// A port that is not a number in 1…65535.
-        public static let invalidPort = Code(.invalidPort)
-        /// A weight that is not a whole number in `ShardSpec.weightRange`.
-        public static let invalidWeight = Code(.invalidWeight)
-        /// The same `HOST:PORT` twice in one list.
-        public static let duplicateShard = Code(.duplicateShard)
-
-        /// A short, bounded label fit for a metric dimension or a log field (`invalid-port`).
-        public var description: String { base.rawValue }
+    public static func describe(text: String, message: String) -> String {
+        "invalid shard \"\(text)\": \(message)"
     }
-
-    public var code: Code
-    /// The part of the input the message is about (one entry, or the whole list).
-    public var text: String
-    public var message: String
-
-    public init(code: Code, text: String, message: String) {
-        self.code = code
-        self.text = text
-        self.message = message
-    }
-
-    /// A short, bounded label fit for a metric dimension (`invalid-port`).
-    public var shortDescription: String { code.description }
-
-    public var description: String { "invalid shard \"\(text)\": \(message)" }
 }

@@ -1,3 +1,4 @@
+import FlotillaCore
 import NIOCore
 
 /// What a forwarded request gets back; the proxy knows it for every request in flight.
@@ -443,50 +444,24 @@ extension MemcacheReplyDecoder {
     }
 }
 
-/// A shard sent bytes that are not the reply the request expects: the connection is out of step and must close.
-public struct ReplyDecodingError: Error, CustomStringConvertible, Sendable {
-    /// The kind of problem; compare against the static members.
-    public struct Code: Hashable, Sendable, CustomStringConvertible {
-        private enum Base: String, Hashable, Sendable {
-            case lineTooLong = "line-too-long"
-            case malformedLine = "malformed-line"
-            case unexpectedLine = "unexpected-line"
-            case badDataTerminator = "bad-data-terminator"
-            case valueTooLarge = "value-too-large"
-        }
+/// A shard sent bytes that are not the reply the request expects: the connection is out of step
+/// and must close. `message` says what was wrong, without keys or values.
+public typealias ReplyDecodingError = CodedError<ReplyDecodingErrorCode>
 
-        private let base: Base
+/// The kinds of `ReplyDecodingError`.
+public enum ReplyDecodingErrorCode: String, ErrorCode {
+    /// More than `MemcacheReplyDecoder.maximumLineLength` bytes without a `\n`.
+    case lineTooLong = "line-too-long"
+    /// A line that starts like a known reply but does not parse (bad numbers, missing fields, no `\r`).
+    case malformedLine = "malformed-line"
+    /// A line that is not a reply to the request (an unknown line, or `STORED` where `VALUE…END` belongs).
+    case unexpectedLine = "unexpected-line"
+    /// A data block not followed by `\r\n`.
+    case badDataTerminator = "bad-data-terminator"
+    /// A value larger than the decoder's `maximumValueBytes`.
+    case valueTooLarge = "value-too-large"
 
-        private init(_ base: Base) {
-            self.base = base
-        }
-
-        /// More than `MemcacheReplyDecoder.maximumLineLength` bytes without a `\n`.
-        public static let lineTooLong = Code(.lineTooLong)
-        /// A line that starts like a known reply but does not parse (bad numbers, missing fields, no `\r`).
-        public static let malformedLine = Code(.malformedLine)
-        /// A line that is not a reply to the request (an unknown line, or `STORED` where `VALUE…END` belongs).
-        public static let unexpectedLine = Code(.unexpectedLine)
-        /// A data block not followed by `\r\n`.
-        public static let badDataTerminator = Code(.badDataTerminator)
-        /// A value larger than the decoder's `maximumValueBytes`.
-        public static let valueTooLarge = Code(.valueTooLarge)
-
-        /// A short, bounded label fit for a metric dimension or a log field (`unexpected-line`).
-        public var description: String { base.rawValue }
+    public static func describe(text: String, message: String) -> String {
+        "bad reply from shard: \(message)"
     }
-
-    public var code: Code
-    /// What was wrong, without keys or values.
-    public var message: String
-
-    public init(code: Code, message: String) {
-        self.code = code
-        self.message = message
-    }
-
-    /// A short, bounded label fit for a metric dimension (`unexpected-line`).
-    public var shortDescription: String { code.description }
-
-    public var description: String { "bad reply from shard: \(message)" }
 }

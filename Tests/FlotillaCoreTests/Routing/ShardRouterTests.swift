@@ -182,7 +182,7 @@ struct ShardRouterTests {
     }
 
     @Test func rejectsBadShardLists() {
-        func code(_ shards: [ShardSpec], _ distribution: ShardRouter.Distribution = .ring) -> ShardRouterError.Code? {
+        func code(_ shards: [ShardSpec], _ distribution: ShardRouter.Distribution = .ring) -> ShardRouterErrorCode? {
             do {
                 _ = try ShardRouter(shards: shards, distribution: distribution, replicas: 1)
                 return nil

@@ -29,7 +29,7 @@ struct ShardSpecTests {
     }
 
     @Test(arguments: [
-        ("cache-1", ShardSpecError.Code.missingPort, "no port"),
+        ("cache-1", ShardSpecErrorCode.missingPort, "no port"),
         ("cache-1:", .missingPort, "empty port"),
         ("[::1]", .missingPort, "no port"),
         (":11211", .invalidHost, "empty host"),
@@ -49,7 +49,7 @@ struct ShardSpecTests {
         ("[::1]:1:2:3", .invalidWeight, "after the weight"),
         ("", .emptyEntry, "empty shard"),
     ])
-    func rejectsBadSpecs(text: String, code: ShardSpecError.Code, fragment: String) {
+    func rejectsBadSpecs(text: String, code: ShardSpecErrorCode, fragment: String) {
         #expect {
             try ShardSpec(parsing: text)
         } throws: { error in
@@ -71,14 +71,14 @@ struct ShardSpecTests {
     }
 
     @Test(arguments: [
-        ("", ShardSpecError.Code.emptyList, "no shards"),
+        ("", ShardSpecErrorCode.emptyList, "no shards"),
         ("  ", .emptyList, "no shards"),
         ("a:1,,b:2", .emptyEntry, "empty entry"),
         ("a:1,", .emptyEntry, "empty entry"),
         ("a:1,b:2,A:1:4", .duplicateShard, "A:1 is listed twice (also as \"a:1\")"),
         ("[::1]:5,[::1]:5:2", .duplicateShard, "[::1]:5 is listed twice"),
     ])
-    func rejectsBadLists(text: String, code: ShardSpecError.Code, fragment: String) {
+    func rejectsBadLists(text: String, code: ShardSpecErrorCode, fragment: String) {
         #expect {
             try ShardSpec.parseList(text)
         } throws: { error in
