@@ -11,14 +11,21 @@ struct ElectionMetrics: Sendable {
     let reachable: Gauge
 
     init(factory: any MetricsFactory) {
-        MetricHelp.describe([
-            "flotilla_election_leader": "1 while this candidate leads (its term proven), else 0.",
-            "flotilla_election_token": "Fencing token of this candidate's current term; 0 when it does not lead.",
-            "flotilla_election_coordinator_reachable": "1 while the coordinator answers, else 0.",
-        ])
-        leader = Gauge(label: "flotilla_election_leader", factory: factory)
-        token = Gauge(label: "flotilla_election_token", factory: factory)
-        reachable = Gauge(label: "flotilla_election_coordinator_reachable", factory: factory)
+        leader = Gauge(
+            "flotilla_election_leader",
+            help: "1 while this candidate leads (its term proven), else 0.",
+            factory: factory
+        )
+        token = Gauge(
+            "flotilla_election_token",
+            help: "Fencing token of this candidate's current term; 0 when it does not lead.",
+            factory: factory
+        )
+        reachable = Gauge(
+            "flotilla_election_coordinator_reachable",
+            help: "1 while the coordinator answers, else 0.",
+            factory: factory
+        )
     }
 
     func update(with status: Elector.Status) {

@@ -17,15 +17,21 @@ final class AdminMetrics: Sendable {
     private let exported: Mutex<[(UInt64, UInt64)]>
 
     init(operations: [String], factory: any MetricsFactory) {
-        MetricHelp.describe([
-            "flotilla_requests_total": "Requests handled, by operation.",
-            "flotilla_request_errors_total": "Requests answered with an error, by operation.",
-        ])
         self.handles = operations.map { name in
             let dimensions = [("operation", name)]
             return Handles(
-                requests: Counter(label: "flotilla_requests_total", dimensions: dimensions, factory: factory),
-                errors: Counter(label: "flotilla_request_errors_total", dimensions: dimensions, factory: factory)
+                requests: Counter(
+                    "flotilla_requests_total",
+                    help: "Requests handled, by operation.",
+                    dimensions: dimensions,
+                    factory: factory
+                ),
+                errors: Counter(
+                    "flotilla_request_errors_total",
+                    help: "Requests answered with an error, by operation.",
+                    dimensions: dimensions,
+                    factory: factory
+                )
             )
         }
         self.exported = Mutex(Array(repeating: (0, 0), count: operations.count))

@@ -7,11 +7,11 @@ import Glibc
 #endif
 
 /// A running total exported as a Prometheus counter: each refresh adds what the total grew by.
-public final class MonotonicCounter: Sendable {
+public final class MonotonicCounter: DescribedMetric, Sendable {
     private let counter: Counter
     private let exported = Mutex<UInt64>(0)
 
-    public init(label: String, dimensions: [(String, String)] = [], factory: any MetricsFactory) {
+    public init(label: String, dimensions: [(String, String)], factory: any MetricsFactory) {
         counter = Counter(label: label, dimensions: dimensions, factory: factory)
     }
 
@@ -37,20 +37,29 @@ final class ProcessMetrics: Sendable {
     private let exportedCPU = Mutex<Double>(0)
 
     init(factory: any MetricsFactory, version: String) {
-        MetricHelp.describe([
-            "process_resident_memory_bytes": "Resident memory size in bytes.",
-            "process_virtual_memory_bytes": "Virtual memory size in bytes.",
-            "process_open_fds": "Number of open file descriptors.",
-            "process_start_time_seconds": "Start time of the process since the Unix epoch, in seconds.",
-            "process_cpu_seconds_total": "Total user and system CPU time spent, in seconds.",
-            "flotilla_build_info": "Always 1; the labels say which flotilla runs.",
-        ])
-        residentMemory = Gauge(label: "process_resident_memory_bytes", factory: factory)
-        virtualMemory = Gauge(label: "process_virtual_memory_bytes", factory: factory)
-        openFileDescriptors = Gauge(label: "process_open_fds", factory: factory)
-        startTime = Gauge(label: "process_start_time_seconds", factory: factory)
-        cpuSeconds = FloatingPointCounter(label: "process_cpu_seconds_total", factory: factory)
-        Gauge(label: "flotilla_build_info", dimensions: [("version", version)], factory: factory).record(1)
+        residentMemory = Gauge(
+            "process_resident_memory_bytes",
+            help: "Resident memory size in bytes.",
+            factory: factory
+        )
+        virtualMemory = Gauge("process_virtual_memory_bytes", help: "Virtual memory size in bytes.", factory: factory)
+        openFileDescriptors = Gauge("process_open_fds", help: "Number of open file descriptors.", factory: factory)
+        startTime = Gauge(
+            "process_start_time_seconds",
+            help: "Start time of the process since the Unix epoch, in seconds.",
+            factory: factory
+        )
+        cpuSeconds = FloatingPointCounter(
+            "process_cpu_seconds_total",
+            help: "Total user and system CPU time spent, in seconds.",
+            factory: factory
+        )
+        Gauge(
+            "flotilla_build_info",
+            help: "Always 1; the labels say which flotilla runs.",
+            dimensions: [("version", version)],
+            factory: factory
+        ).record(1)
         startTime.record(Self.startTime())
     }
 

@@ -22,14 +22,21 @@ public final class RequestMemory: Sendable {
         let refused: MonotonicCounter
 
         init(factory: any MetricsFactory) {
-            MetricHelp.describe([
-                "flotilla_request_memory_bytes": "Bytes held for requests not yet fully received, all connections.",
-                "flotilla_request_memory_limit_bytes": "The bound on those bytes (--request-memory).",
-                "flotilla_request_memory_refused_total": "Clients refused for passing --request-memory.",
-            ])
-            bytes = Gauge(label: "flotilla_request_memory_bytes", factory: factory)
-            limit = Gauge(label: "flotilla_request_memory_limit_bytes", factory: factory)
-            refused = MonotonicCounter(label: "flotilla_request_memory_refused_total", factory: factory)
+            bytes = Gauge(
+                "flotilla_request_memory_bytes",
+                help: "Bytes held for requests not yet fully received, all connections.",
+                factory: factory
+            )
+            limit = Gauge(
+                "flotilla_request_memory_limit_bytes",
+                help: "The bound on those bytes (--request-memory).",
+                factory: factory
+            )
+            refused = MonotonicCounter(
+                "flotilla_request_memory_refused_total",
+                help: "Clients refused for passing --request-memory.",
+                factory: factory
+            )
         }
     }
 

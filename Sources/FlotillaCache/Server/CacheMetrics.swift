@@ -13,24 +13,34 @@ final class CacheMetrics: Sendable {
     private let refused: MonotonicCounter
 
     init(factory: any MetricsFactory) {
-        MetricHelp.describe([
-            "flotilla_cache_items": "Items stored now.",
-            "flotilla_cache_bytes": "Bytes charged for the items stored now (keys, values, per-item overhead).",
-            "flotilla_cache_limit_bytes": "The bound on those bytes (--memory).",
-            "flotilla_connections": "Client connections open now.",
-            "flotilla_cache_evictions_total": "Items evicted to make room for others.",
-            "flotilla_cache_get_hits_total": "Keys found by reads (memcached's get_hits).",
-            "flotilla_cache_get_misses_total": "Keys not found by reads (memcached's get_misses).",
-            "flotilla_connections_refused_total": "Connections refused because --max-connections were open.",
-        ])
-        hits = MonotonicCounter(label: "flotilla_cache_get_hits_total", factory: factory)
-        misses = MonotonicCounter(label: "flotilla_cache_get_misses_total", factory: factory)
-        refused = MonotonicCounter(label: "flotilla_connections_refused_total", factory: factory)
-        items = Gauge(label: "flotilla_cache_items", factory: factory)
-        bytes = Gauge(label: "flotilla_cache_bytes", factory: factory)
-        limit = Gauge(label: "flotilla_cache_limit_bytes", factory: factory)
-        connections = Gauge(label: "flotilla_connections", factory: factory)
-        evictions = MonotonicCounter(label: "flotilla_cache_evictions_total", factory: factory)
+        hits = MonotonicCounter(
+            "flotilla_cache_get_hits_total",
+            help: "Keys found by reads (memcached's get_hits).",
+            factory: factory
+        )
+        misses = MonotonicCounter(
+            "flotilla_cache_get_misses_total",
+            help: "Keys not found by reads (memcached's get_misses).",
+            factory: factory
+        )
+        refused = MonotonicCounter(
+            "flotilla_connections_refused_total",
+            help: "Connections refused because --max-connections were open.",
+            factory: factory
+        )
+        items = Gauge("flotilla_cache_items", help: "Items stored now.", factory: factory)
+        bytes = Gauge(
+            "flotilla_cache_bytes",
+            help: "Bytes charged for the items stored now (keys, values, per-item overhead).",
+            factory: factory
+        )
+        limit = Gauge("flotilla_cache_limit_bytes", help: "The bound on those bytes (--memory).", factory: factory)
+        connections = Gauge("flotilla_connections", help: "Client connections open now.", factory: factory)
+        evictions = MonotonicCounter(
+            "flotilla_cache_evictions_total",
+            help: "Items evicted to make room for others.",
+            factory: factory
+        )
     }
 
     func update(_ usage: CacheServer.Usage, limitBytes: Int) {

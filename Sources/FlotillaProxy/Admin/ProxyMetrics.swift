@@ -17,32 +17,50 @@ final class ProxyMetrics: Sendable {
     private let hintsQueued: MonotonicCounter
 
     init(shardNames: [String], factory: any MetricsFactory) {
-        MetricHelp.describe([
-            "flotilla_proxy_shard_up": "1 while the shard serves reads and writes, else 0 (down or recovering).",
-            "flotilla_proxy_shard_recovering":
-                "1 while the shard takes writes but no reads (repair or rebuild), else 0.",
-            "flotilla_proxy_hints_pending": "Keys the shard missed, kept to repair it.",
-            "flotilla_proxy_hints_replayed_total": "Hinted keys repaired on the shard.",
-            "flotilla_proxy_fallback_reads_total": "Reads answered by another replica after a miss or a failure.",
-            "flotilla_proxy_replication_failures_total": "Writes that some replica failed.",
-            "flotilla_proxy_hints_queued_total": "Hints kept for shards that missed a write.",
-        ])
         shards = shardNames.map { name in
             let dimensions = [("shard", name)]
             return Shard(
-                up: Gauge(label: "flotilla_proxy_shard_up", dimensions: dimensions, factory: factory),
-                recovering: Gauge(label: "flotilla_proxy_shard_recovering", dimensions: dimensions, factory: factory),
-                pendingHints: Gauge(label: "flotilla_proxy_hints_pending", dimensions: dimensions, factory: factory),
+                up: Gauge(
+                    "flotilla_proxy_shard_up",
+                    help: "1 while the shard serves reads and writes, else 0 (down or recovering).",
+                    dimensions: dimensions,
+                    factory: factory
+                ),
+                recovering: Gauge(
+                    "flotilla_proxy_shard_recovering",
+                    help: "1 while the shard takes writes but no reads (repair or rebuild), else 0.",
+                    dimensions: dimensions,
+                    factory: factory
+                ),
+                pendingHints: Gauge(
+                    "flotilla_proxy_hints_pending",
+                    help: "Keys the shard missed, kept to repair it.",
+                    dimensions: dimensions,
+                    factory: factory
+                ),
                 replayedHints: MonotonicCounter(
-                    label: "flotilla_proxy_hints_replayed_total",
+                    "flotilla_proxy_hints_replayed_total",
+                    help: "Hinted keys repaired on the shard.",
                     dimensions: dimensions,
                     factory: factory
                 )
             )
         }
-        fallbackReads = MonotonicCounter(label: "flotilla_proxy_fallback_reads_total", factory: factory)
-        replicationFailures = MonotonicCounter(label: "flotilla_proxy_replication_failures_total", factory: factory)
-        hintsQueued = MonotonicCounter(label: "flotilla_proxy_hints_queued_total", factory: factory)
+        fallbackReads = MonotonicCounter(
+            "flotilla_proxy_fallback_reads_total",
+            help: "Reads answered by another replica after a miss or a failure.",
+            factory: factory
+        )
+        replicationFailures = MonotonicCounter(
+            "flotilla_proxy_replication_failures_total",
+            help: "Writes that some replica failed.",
+            factory: factory
+        )
+        hintsQueued = MonotonicCounter(
+            "flotilla_proxy_hints_queued_total",
+            help: "Hints kept for shards that missed a write.",
+            factory: factory
+        )
     }
 
     func update(health: [ShardHealth.Snapshot], counters: ProxyCounters) {

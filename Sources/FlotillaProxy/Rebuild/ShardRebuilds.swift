@@ -39,28 +39,37 @@ final class ShardRebuilds: Sendable {
         let running: Gauge
 
         init(shard: String, factory: any MetricsFactory) {
-            MetricHelp.describe([
-                "flotilla_proxy_shard_restarts_total":
-                    "Restarts of the shard the proxy found (new pid, or uptime too short).",
-                "flotilla_proxy_rebuild_keys_copied_total": "Keys copied to the shard by rebuilds after its restarts.",
-                "flotilla_proxy_rebuilds_total": "Rebuilds of the shard that finished.",
-                "flotilla_proxy_rebuild_peer_failures_total": "Peers that failed during the shard's rebuilds.",
-                "flotilla_proxy_rebuild_running": "1 while a rebuild copies keys to the shard, else 0.",
-            ])
             let dimensions = [("shard", shard)]
-            restarts = Counter(label: "flotilla_proxy_shard_restarts_total", dimensions: dimensions, factory: factory)
+            restarts = Counter(
+                "flotilla_proxy_shard_restarts_total",
+                help: "Restarts of the shard the proxy found (new pid, or uptime too short).",
+                dimensions: dimensions,
+                factory: factory
+            )
             copied = Counter(
-                label: "flotilla_proxy_rebuild_keys_copied_total",
+                "flotilla_proxy_rebuild_keys_copied_total",
+                help: "Keys copied to the shard by rebuilds after its restarts.",
                 dimensions: dimensions,
                 factory: factory
             )
-            completed = Counter(label: "flotilla_proxy_rebuilds_total", dimensions: dimensions, factory: factory)
+            completed = Counter(
+                "flotilla_proxy_rebuilds_total",
+                help: "Rebuilds of the shard that finished.",
+                dimensions: dimensions,
+                factory: factory
+            )
             failed = Counter(
-                label: "flotilla_proxy_rebuild_peer_failures_total",
+                "flotilla_proxy_rebuild_peer_failures_total",
+                help: "Peers that failed during the shard's rebuilds.",
                 dimensions: dimensions,
                 factory: factory
             )
-            running = Gauge(label: "flotilla_proxy_rebuild_running", dimensions: dimensions, factory: factory)
+            running = Gauge(
+                "flotilla_proxy_rebuild_running",
+                help: "1 while a rebuild copies keys to the shard, else 0.",
+                dimensions: dimensions,
+                factory: factory
+            )
         }
     }
 
