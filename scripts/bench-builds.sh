@@ -11,11 +11,11 @@
 #   e.g. git worktree add /tmp/before COMMIT && (cd /tmp/before && scripts/build-release.sh)
 #        scripts/bench-builds.sh /tmp/before/.build-release/release/flotilla "$(scripts/build-release.sh)"
 set -euo pipefail
+# shellcheck source=lib/bench-peers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-peers.sh"
 
 rounds=5
 duration=5s
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
-die() { printf 'bench-builds: error: %s\n' "$*" >&2; exit 2; }
 
 positional=()
 while (($# > 0)); do
@@ -35,8 +35,6 @@ after="${positional[1]}"
 [[ "$duration" =~ ^[1-9][0-9]*s$ ]] || die "--duration must look like 5s"
 command -v memcached >/dev/null || die "memcached not found (apt-get install memcached)"
 
-# shellcheck source=lib/bench-peers.sh
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib/bench-peers.sh"
 read -r mc1 mc2 proxy1 proxy2 cache1 cache2 < <(free_ports 6)
 start_memcached "$mc1" "$mc2"
 common=(--threads 1 --admin 127.0.0.1:0 --log-level error)

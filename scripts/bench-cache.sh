@@ -21,16 +21,15 @@
 #   scripts/bench-cache.sh [--rounds 3] [--duration 10s] [--threads 2] [--conns 32]
 #                          [--client-threads 2] [--warmup 3s] [--write]
 # Environment:
-#   FLOTILLA_BIN   the flotilla binary (default <repo>/.build-release/release/flotilla; built with
-#                  `scripts/build-release.sh` if missing, unless NO_BUILD is set)
+#   FLOTILLA_BIN   the flotilla binary (default <repo>/.build-release/release/flotilla, brought up to date with
+#                  `scripts/build-release.sh` unless NO_BUILD is set)
 #   BENCH_B_CMD    replaces the flotilla side with another command, for validating this script
 #                  (e.g. a second memcached); {PORT} in it is replaced by the port it must serve.
 #                  --write is refused then: such figures never go into docs/benchmarks.md.
 #   KEEP_LOGS=1    keep the work directory (memcaslap outputs, server logs) and print its path
 set -euo pipefail
-
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-doc="${repo}/docs/benchmarks.md"
+# shellcheck source=lib/bench-peers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-peers.sh"
 
 rounds=3
 duration=10s
@@ -40,32 +39,8 @@ client_threads=2
 warmup=3s
 write=0
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
-die() { printf 'bench-cache: error: %s\n' "$*" >&2; exit 2; }
-say() { printf 'bench-cache: %s\n' "$*" >&2; }
+parse_options "rounds duration threads conns client-threads warmup" "write" "$@"
 
-while (($# > 0)); do
-    case "$1" in
-        --rounds) rounds="${2:?}"; shift 2 ;;
-        --duration) duration="${2:?}"; shift 2 ;;
-        --threads) threads="${2:?}"; shift 2 ;;
-        --conns) conns="${2:?}"; shift 2 ;;
-        --client-threads) client_threads="${2:?}"; shift 2 ;;
-        --warmup) warmup="${2:?}"; shift 2 ;;
-        --write) write=1; shift ;;
-        -h|--help) usage; exit 0 ;;
-        *) die "unknown argument: $1 (see --help)" ;;
-    esac
-done
-
-# Durations: memcaslap takes Ns / Nm; keep to those and know the seconds for our own timeouts.
-seconds_of() {
-    local d="$1"
-    if [[ "$d" =~ ^([1-9][0-9]*)s$ ]]; then echo "${BASH_REMATCH[1]}"
-    elif [[ "$d" =~ ^([1-9][0-9]*)m$ ]]; then echo $((BASH_REMATCH[1] * 60))
-    else die "duration must look like 10s or 2m, got '$d'"
-    fi
-}
 duration_s="$(seconds_of "$duration")"
 warmup_s=0
 [[ "$warmup" == 0 || "$warmup" == 0s ]] || warmup_s="$(seconds_of "$warmup")"
@@ -87,17 +62,7 @@ if [[ -n "$b_override" ]]; then
     b_name="B (BENCH_B_CMD)"
     b_version="override: ${b_override}"
 else
-    flotilla="${FLOTILLA_BIN:-${repo}/.build-release/release/flotilla}"
-    if [[ ! -x "$flotilla" ]]; then
-        [[ -z "${FLOTILLA_BIN:-}" && -z "${NO_BUILD:-}" ]] || die "flotilla binary not found: $flotilla"
-        say "building the release binary: scripts/build-release.sh"
-        "${repo}/scripts/build-release.sh" >/dev/null
-        [[ -x "$flotilla" ]] || die "build did not produce $flotilla"
-    fi
-    if [[ "$flotilla" == */debug/* ]]; then
-        ((write == 0)) || die "--write with a debug build ($flotilla): the figures must come from a release build"
-        say "warning: $flotilla looks like a debug build; its figures say nothing about a release build"
-    fi
+    flotilla="$(bench_flotilla "$write")"
     b_name="flotilla"
     b_version="$("$flotilla" --version 2>/dev/null | head -n 1 || true)"
     if [[ -z "$b_version" ]]; then b_version="flotilla (version unknown: no --version)"
@@ -108,27 +73,7 @@ a_name="memcached"
 a_version="$(memcached -V 2>/dev/null | head -n 1)"
 
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-cache.XXXXXX")"
-pids=()
-cleanup() {
-    local pid i
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ -n "${KEEP_LOGS:-}" ]]; then say "logs kept in $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-read -r port_a port_b < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])
-for s in ss: s.close()')
+read -r port_a port_b < <(free_ports 2)
 
 user_args=()
 [[ "$(id -u)" -ne 0 ]] || user_args=(-u nobody)   # memcached refuses to run as root without -u
@@ -147,31 +92,10 @@ say "B: ${b_cmd[*]}"
 "${b_cmd[@]}" >"$work/b.log" 2>&1 &
 pid_b=$!; pids+=("$pid_b")
 
-wait_ready() { # port pid name: a "version" answered within 20 s
-    local port="$1" pid="$2" name="$3" i
-    for ((i = 0; i < 200; i++)); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up (log: $(tail -n 5 "$work"/*.log))"
-        # shellcheck disable=SC2016 # $1 is expanded by the inner bash
-        if timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "version\r\n" >&3 && head -c 8 <&3' _ "$port" 2>/dev/null \
-            | grep -q '^VERSION'; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$name not answering on 127.0.0.1:$port after 20 s"
-}
-wait_ready "$port_a" "$pid_a" "$a_name"
-wait_ready "$port_b" "$pid_b" "$b_name"
+wait_ready "$port_a" "$pid_a" "$a_name" 'version\r\n' 8 '^VERSION'
+wait_ready "$port_b" "$pid_b" "$b_name" 'version\r\n' 8 '^VERSION'
 
-cat >"$work/memcaslap.cfg" <<'EOF'
-key
-32 32 1
-value
-100 100 1
-cmd
-0 0.1
-1 0.9
-EOF
+write_memcaslap_config "$work/memcaslap.cfg"
 
 # trial NAME PORT PID SECONDS OUTFILE — runs memcaslap once; checks the server survived.
 trial() {
@@ -181,29 +105,6 @@ trial() {
         die "memcaslap against $name failed: $(tail -n 5 "$out")"
     fi
     kill -0 "$pid" 2>/dev/null || die "$name died during the trial"
-}
-
-# parse OUTFILE -> "tps p99_bound_us mean_us get_misses"
-parse() {
-    awk '
-        /^Run time:/ { for (i = 1; i <= NF; i++) if ($i == "TPS:") tps = $(i + 1) }
-        /^get_misses:/ { misses = $2 }
-        /^Total Statistics \(/ { intotal = 1; next }
-        intotal && /Avg:/ { mean = $2 }
-        intotal && /Log2 Dist:/ { indist = 1; next }
-        indist && /^[[:space:]]*[0-9]+:/ {
-            b = $1; sub(":", "", b)
-            for (i = 2; i <= NF; i++) { cnt[b + i - 2] = $i; if (b + i - 2 > maxb) maxb = b + i - 2 }
-            next
-        }
-        indist { indist = 0; intotal = 0 }
-        END {
-            total = 0; for (b in cnt) total += cnt[b]
-            if (tps == "" || total == 0) { print "PARSE_ERROR"; exit }
-            cum = 0; p99 = -1
-            for (b = 0; b <= maxb; b++) { cum += cnt[b]; if (cum >= 0.99 * total) { p99 = 2 ^ b; break } }
-            printf "%d %d %d %d\n", tps, p99, mean, misses
-        }' "$1"
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
@@ -225,7 +126,7 @@ for ((r = 1; r <= rounds; r++)); do
         out="$work/round${r}-${side}.out"
         say "trial ${n}/${total_trials}: round ${r}, ${name}, ${duration_s}s"
         trial "$name" "$port" "$pid" "$duration_s" "$out"
-        read -r tps p99 mean misses < <(parse "$out")
+        read -r tps p99 mean misses < <(parse_memcaslap "$out")
         [[ "$tps" != PARSE_ERROR ]] || die "could not parse memcaslap output $out"
         rss="$(rss_kb "$pid")"
         printf '%s\t%d\t%s\t%s\t%s\t%s\t%s\n' "$side" "$r" "$tps" "$p99" "$mean" "$rss" "$misses" >>"$results"

@@ -24,13 +24,12 @@
 #   scripts/bench-generator.sh [--rounds 3] [--duration 10s] [--warmup 3s]
 #                              [--only memcache|http] [--write]
 # Environment:
-#   FLOTILLA_BIN   the flotilla binary (default <repo>/.build-release/release/flotilla, built with
-#                  `scripts/build-release.sh` if missing, unless NO_BUILD is set)
+#   FLOTILLA_BIN   the flotilla binary (default <repo>/.build-release/release/flotilla, brought up to date with
+#                  `scripts/build-release.sh` unless NO_BUILD is set)
 #   KEEP_LOGS=1    keep the work directory (generator outputs, server logs) and print its path
 set -euo pipefail
-
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-doc="${repo}/docs/benchmarks.md"
+# shellcheck source=lib/bench-peers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-peers.sh"
 
 rounds=3
 duration=10s
@@ -38,30 +37,8 @@ warmup=3s
 only=""
 write=0
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
-die() { printf 'bench-generator: error: %s\n' "$*" >&2; exit 2; }
-say() { printf 'bench-generator: %s\n' "$*" >&2; }
+parse_options "rounds duration warmup only" "write" "$@"
 
-while (($# > 0)); do
-    case "$1" in
-        --rounds) rounds="${2:?--rounds needs a value}"; shift 2 ;;
-        --duration) duration="${2:?--duration needs a value}"; shift 2 ;;
-        --warmup) warmup="${2:?--warmup needs a value}"; shift 2 ;;
-        --only) only="${2:?--only needs memcache or http}"; shift 2 ;;
-        --write) write=1; shift ;;
-        -h|--help) usage; exit 0 ;;
-        *) die "unknown argument: $1 (see --help)" ;;
-    esac
-done
-
-# Durations: memcaslap and wrk take Ns / Nm, and so does flotilla bench; keep to those.
-seconds_of() {
-    local d="$1"
-    if [[ "$d" =~ ^([1-9][0-9]*)s$ ]]; then echo "${BASH_REMATCH[1]}"
-    elif [[ "$d" =~ ^([1-9][0-9]*)m$ ]]; then echo $((BASH_REMATCH[1] * 60))
-    else die "duration must look like 10s or 2m, got '$d'"
-    fi
-}
 duration_s="$(seconds_of "$duration")"
 warmup_s=0
 [[ "$warmup" == 0 || "$warmup" == 0s ]] || warmup_s="$(seconds_of "$warmup")"
@@ -84,17 +61,7 @@ nginx_bin="$(command -v nginx || true)"
     die "not found: ${missing[*]}; install with: apt-get install memcached libmemcached-tools wrk nginx-light"
 command -v python3 >/dev/null || die "python3 not found"
 
-flotilla="${FLOTILLA_BIN:-${repo}/.build-release/release/flotilla}"
-if [[ ! -x "$flotilla" ]]; then
-    [[ -z "${FLOTILLA_BIN:-}" && -z "${NO_BUILD:-}" ]] || die "flotilla binary not found: $flotilla"
-    say "building the release binary: scripts/build-release.sh"
-    "${repo}/scripts/build-release.sh" >/dev/null
-    [[ -x "$flotilla" ]] || die "build did not produce $flotilla"
-fi
-if [[ "$flotilla" == */debug/* ]]; then
-    ((write == 0)) || die "--write with a debug build ($flotilla): the figures must come from a release build"
-    say "warning: $flotilla looks like a debug build; it says nothing about what a release build can drive"
-fi
+flotilla="$(bench_flotilla "$write")"
 "$flotilla" bench --help >/dev/null 2>&1 || die "$flotilla has no 'bench' command"
 flotilla_version="$("$flotilla" --version 2>/dev/null | head -n 1 || true)"
 [[ "$flotilla_version" == flotilla* ]] || flotilla_version="flotilla ${flotilla_version:-(version unknown)}"
@@ -102,43 +69,7 @@ flotilla_version="$("$flotilla" --version 2>/dev/null | head -n 1 || true)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-generator.XXXXXX")"
 # nginx's worker runs as nobody when started by root and must reach the static file.
 chmod 755 "$work"
-pids=()
-cleanup() {
-    local pid i
-    for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${pids[@]}"; do
-        for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [[ -n "${KEEP_LOGS:-}" ]]; then say "logs kept in $work"; else rm -rf "$work"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-read -r port_mc port_http < <(python3 -c '
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])
-for s in ss: s.close()')
-
-# wait_ready PORT PID NAME REQUEST BYTES EXPECT: the first BYTES bytes of the server's answer to REQUEST match
-# EXPECT within 20 s.
-wait_ready() {
-    local port="$1" pid="$2" name="$3" request="$4" bytes="$5" expect="$6" deadline=$((SECONDS + 20))
-    while ((SECONDS < deadline)); do
-        kill -0 "$pid" 2>/dev/null || die "$name exited during start-up (log: $(tail -n 5 "$work"/*.log 2>/dev/null))"
-        # shellcheck disable=SC2016 # $1, $2 and $3 are expanded by the inner bash
-        if timeout 1 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1" && printf "$2" >&3 && head -c "$3" <&3' \
-            _ "$port" "$request" "$bytes" 2>/dev/null | grep -q "$expect"; then
-            return 0
-        fi
-        sleep 0.1
-    done
-    die "$name not answering on 127.0.0.1:$port after 20 s"
-}
+read -r port_mc port_http < <(free_ports 2)
 
 results="$work/results.tsv"
 : >"$results"
@@ -164,23 +95,7 @@ run_trial() {
     fi
     [[ "$round" != warmup ]] || return 0
     case "$kind/$side" in
-        memcache/A) read -r tps p99 < <(awk '
-                /^Run time:/ { for (i = 1; i <= NF; i++) if ($i == "TPS:") tps = $(i + 1) }
-                /^Total Statistics \(/ { intotal = 1; next }
-                intotal && /Log2 Dist:/ { indist = 1; next }
-                indist && /^[[:space:]]*[0-9]+:/ {
-                    b = $1; sub(":", "", b)
-                    for (i = 2; i <= NF; i++) { cnt[b + i - 2] = $i; if (b + i - 2 > maxb) maxb = b + i - 2 }
-                    next
-                }
-                indist { indist = 0; intotal = 0 }
-                END {
-                    total = 0; for (b in cnt) total += cnt[b]
-                    if (tps == "" || total == 0) { print "PARSE_ERROR 0"; exit }
-                    cum = 0; p99 = -1
-                    for (b = 0; b <= maxb; b++) { cum += cnt[b]; if (cum >= 0.99 * total) { p99 = 2 ^ b; break } }
-                    printf "%d %d\n", tps, p99
-                }' "$out") ;;
+        memcache/A) read -r tps p99 _ < <(parse_memcaslap "$out") ;;
         http/A)
             ! grep -qE '^ *(Non-2xx|Socket errors)' "$out" || die "wrk saw errors: $(grep -E 'Non-2xx|Socket errors' "$out")"
             read -r tps p99 < <(awk '
@@ -238,15 +153,7 @@ user_args=()
 memcached_cmd=(memcached "${user_args[@]}" -t 2 -m 256 -l 127.0.0.1 -p "$port_mc")
 
 if [[ " ${comparisons[*]} " == *" memcache "* ]]; then
-    cat >"$work/memcaslap.cfg" <<'EOF'
-key
-32 32 1
-value
-100 100 1
-cmd
-0 0.1
-1 0.9
-EOF
+    write_memcaslap_config "$work/memcaslap.cfg"
     say "memcache: ${memcached_cmd[*]}"
     "${memcached_cmd[@]}" >"$work/memcached.log" 2>&1 &
     pid_mc=$!; pids+=("$pid_mc")

@@ -16,26 +16,13 @@
 # Environment: FLOTILLA_BIN (default: scripts/build-release.sh builds .build-release/release/flotilla),
 # KEEP_LOGS=1
 set -euo pipefail
-
-repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-doc="${repo}/docs/benchmarks.md"
+# shellcheck source=lib/bench-peers.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/bench-peers.sh"
 rounds=3
 duration=5s
 write=0
 
-usage() { sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; }
-die() { printf 'bench-proxy: error: %s\n' "$*" >&2; exit 2; }
-say() { printf 'bench-proxy: %s\n' "$*" >&2; }
-
-while (($# > 0)); do
-    case "$1" in
-        --rounds) rounds="${2:?}"; shift 2 ;;
-        --duration) duration="${2:?}"; shift 2 ;;
-        --write) write=1; shift ;;
-        -h|--help) usage; exit 0 ;;
-        *) die "unknown argument: $1 (see --help)" ;;
-    esac
-done
+parse_options "rounds duration" "write" "$@"
 [[ "$rounds" =~ ^[1-9][0-9]*$ ]] || die "--rounds must be a positive integer"
 [[ "$duration" =~ ^[1-9][0-9]*s$ ]] || die "--duration must look like 5s"
 
@@ -43,16 +30,7 @@ for tool in memcached nutcracker python3; do
     command -v "$tool" >/dev/null || die "$tool not found (apt-get install memcached nutcracker)"
 done
 
-flotilla="${FLOTILLA_BIN:-}"
-if [[ -z "$flotilla" ]]; then
-    say "building the release flotilla (scripts/build-release.sh)"
-    flotilla="$("${repo}/scripts/build-release.sh")"
-fi
-[[ -x "$flotilla" ]] || die "flotilla binary not found at $flotilla"
-[[ "$write" == 0 || "$flotilla" != */debug/* ]] || die "--write needs a release build"
-
-# shellcheck source=lib/bench-peers.sh
-source "${repo}/scripts/lib/bench-peers.sh"
+flotilla="$(bench_flotilla "$write")"
 work="$(mktemp -d "${TMPDIR:-/tmp}/bench-proxy.XXXXXX")"
 read -r mc1 mc2 nc ncstats p1 p2 < <(free_ports 6)
 start_memcached "$mc1" "$mc2"
