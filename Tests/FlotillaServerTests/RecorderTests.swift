@@ -8,15 +8,22 @@ import Testing
 
 @Suite("Recorder, rates and logs")
 struct RecorderTests {
-    @Test func mergesShardsOfEveryLoop() async throws {
+    /// Runs `record` on each of two event loops with their own shard of a `get`/`set` recorder.
+    private func recordOnTwoLoops(
+        _ record: @escaping @Sendable (OperationRecorder.Shard) -> Void
+    ) async throws -> (OperationRecorder, MultiThreadedEventLoopGroup) {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let recorder = OperationRecorder(operations: ["get", "set"], group: group)
         for loop in group.makeIterator() {
-            try await loop.submit {
-                let shard = recorder.shard(on: loop)
-                for value in 1...1000 { shard.record(0, nanoseconds: UInt64(value) * 1_000, failed: value > 990) }
-                shard.record(1, nanoseconds: 5_000, failed: false)
-            }.get()
+            try await loop.submit { record(recorder.shard(on: loop)) }.get()
+        }
+        return (recorder, group)
+    }
+
+    @Test func mergesShardsOfEveryLoop() async throws {
+        let (recorder, group) = try await recordOnTwoLoops { shard in
+            for value in 1...1000 { shard.record(0, nanoseconds: UInt64(value) * 1_000, failed: value > 990) }
+            shard.record(1, nanoseconds: 5_000, failed: false)
         }
         let snapshot = await recorder.snapshot()
         #expect(snapshot[0].count == 2000)
@@ -31,16 +38,11 @@ struct RecorderTests {
     }
 
     @Test func latencyIsAPrometheusHistogramWithCumulativeBuckets() async throws {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        let recorder = OperationRecorder(operations: ["get", "set"], group: group)
-        for loop in group.makeIterator() {
-            try await loop.submit {
-                let shard = recorder.shard(on: loop)
-                // 30 µs, 300 µs and 3 ms on each loop, 2 s once.
-                for nanoseconds: UInt64 in [30_000, 300_000, 3_000_000] {
-                    shard.record(0, nanoseconds: nanoseconds, failed: false)
-                }
-            }.get()
+        // 30 µs, 300 µs and 3 ms on each loop, 2 s once.
+        let (recorder, group) = try await recordOnTwoLoops { shard in
+            for nanoseconds: UInt64 in [30_000, 300_000, 3_000_000] {
+                shard.record(0, nanoseconds: nanoseconds, failed: false)
+            }
         }
         let loop = group.next()
         try await loop.submit { recorder.shard(on: loop).record(0, nanoseconds: 2_000_000_000, failed: true) }.get()

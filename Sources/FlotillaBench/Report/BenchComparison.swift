@@ -10,54 +10,6 @@ public struct BenchComparison: Codable, Sendable, Equatable {
         public var max: Double
         public var successPercent: Double
 
-        public init(
-            throughput: Double,
-            p50: Double,
-            p90: Double,
-            p99: Double,
-            p99_9: Double,
-            max: Double,
-            successPercent: Double
-        ) {
-            self.throughput = throughput
-            self.p50 = p50
-            self.p90 = p90
-            self.p99 = p99
-            self.p99_9 = p99_9
-            self.max = max
-            self.successPercent = successPercent
-        }
-
-        /// The median of each field over `reports`; all zero when there are none.
-        public init(of reports: [BenchReport]) {
-            func median(_ field: (BenchReport) -> Double) -> Double { BenchComparison.median(reports.map(field)) }
-            self.init(
-                throughput: median(\.throughput),
-                p50: median(\.latencyUs.p50),
-                p90: median(\.latencyUs.p90),
-                p99: median(\.latencyUs.p99),
-                p99_9: median(\.latencyUs.p99_9),
-                max: median(\.latencyUs.max),
-                successPercent: median(\.successPercent)
-            )
-        }
-
-        /// `b / a` field by field, 0 where `a` is 0.
-        public static func ratio(_ b: Medians, over a: Medians) -> Medians {
-            func divide(_ field: KeyPath<Medians, Double>) -> Double {
-                a[keyPath: field] == 0 ? 0 : b[keyPath: field] / a[keyPath: field]
-            }
-            return Medians(
-                throughput: divide(\.throughput),
-                p50: divide(\.p50),
-                p90: divide(\.p90),
-                p99: divide(\.p99),
-                p99_9: divide(\.p99_9),
-                max: divide(\.max),
-                successPercent: divide(\.successPercent)
-            )
-        }
-
         enum CodingKeys: String, CodingKey {
             case throughput
             case p50
@@ -159,5 +111,38 @@ extension BenchComparison {
             "max \(BenchFormat.duration(microseconds: report.latencyUs.max))",
             "success \(BenchFormat.percent(report.successPercent))",
         ].joined(separator: "   ")
+    }
+}
+
+/// Built from rounds, or from two other medians; the memberwise initializer stays synthesized.
+extension BenchComparison.Medians {
+    /// The median of each field over `reports`; all zero when there are none.
+    public init(of reports: [BenchReport]) {
+        func median(_ field: (BenchReport) -> Double) -> Double { BenchComparison.median(reports.map(field)) }
+        self.init(
+            throughput: median(\.throughput),
+            p50: median(\.latencyUs.p50),
+            p90: median(\.latencyUs.p90),
+            p99: median(\.latencyUs.p99),
+            p99_9: median(\.latencyUs.p99_9),
+            max: median(\.latencyUs.max),
+            successPercent: median(\.successPercent)
+        )
+    }
+
+    /// `b / a` field by field, 0 where `a` is 0.
+    public static func ratio(_ b: Self, over a: Self) -> Self {
+        func divide(_ field: KeyPath<Self, Double>) -> Double {
+            a[keyPath: field] == 0 ? 0 : b[keyPath: field] / a[keyPath: field]
+        }
+        return Self(
+            throughput: divide(\.throughput),
+            p50: divide(\.p50),
+            p90: divide(\.p90),
+            p99: divide(\.p99),
+            p99_9: divide(\.p99_9),
+            max: divide(\.max),
+            successPercent: divide(\.successPercent)
+        )
     }
 }

@@ -17,22 +17,4 @@ public struct RoleEnvironment: Sendable {
     public var logger: Logger
     /// Longest wait for open requests on shutdown (`--drain-timeout`).
     public var drainTimeout: Duration
-
-    public init(
-        group: any EventLoopGroup,
-        threads: Int,
-        readiness: Readiness,
-        recorder: OperationRecorder,
-        metricsFactory: any MetricsFactory,
-        logger: Logger,
-        drainTimeout: Duration
-    ) {
-        self.group = group
-        self.threads = threads
-        self.readiness = readiness
-        self.recorder = recorder
-        self.metricsFactory = metricsFactory
-        self.logger = logger
-        self.drainTimeout = drainTimeout
-    }
 }
