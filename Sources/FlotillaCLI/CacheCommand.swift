@@ -14,7 +14,7 @@ struct CacheCommand: AsyncParsableCommand {
             least recently used items are evicted first.
 
             Example:
-              flotilla cache --listen 127.0.0.1:11211 --admin 127.0.0.1:9100 --memory 256MiB
+              flotilla cache --listen 127.0.0.1:11211 --admin 127.0.0.1:11311 --memory 256MiB
             """
     )
 
@@ -27,15 +27,7 @@ struct CacheCommand: AsyncParsableCommand {
     @Option(help: "Largest item (default: 1MiB).", transform: parseByteSize)
     var maxItemSize = ByteSize(bytes: 1 << 20)
 
-    @Option(help: "Most client connections open at once.")
-    var maxConnections = 1024
-
-    @Option(
-        help:
-            "Memory for requests not yet fully received, across all connections; a client that would pass it is refused (default: 64MiB).",
-        transform: parseByteSize
-    )
-    var requestMemory = ByteSize(bytes: 64 << 20)
+    @OptionGroup var limits: ClientLimitOptions
 
     func validate() throws {
         _ = try RoleLauncher.usable(roleConfiguration)
@@ -47,8 +39,8 @@ struct CacheCommand: AsyncParsableCommand {
         configuration.listen = listener.listen ?? configuration.listen
         configuration.memoryLimit = memory.bytes
         configuration.maxItemSize = maxItemSize.bytes
-        configuration.maxConnections = maxConnections
-        configuration.requestMemory = requestMemory.bytes
+        configuration.maxConnections = limits.maxConnections
+        configuration.requestMemory = limits.requestMemory.bytes
         return configuration
     }
 

@@ -55,15 +55,7 @@ struct CacheProxyCommand: AsyncParsableCommand {
     @Option(help: "Consecutive shard failures that mark it down.")
     var failureLimit = 3
 
-    @Option(help: "Most client connections open at once.")
-    var maxConnections = 1024
-
-    @Option(
-        help:
-            "Memory for requests not yet fully received, across all connections; a client that would pass it is refused (default: 64MiB).",
-        transform: parseByteSize
-    )
-    var requestMemory = ByteSize(bytes: 64 << 20)
+    @OptionGroup var limits: ClientLimitOptions
 
     @Option(
         help: """
@@ -95,8 +87,8 @@ struct CacheProxyCommand: AsyncParsableCommand {
         configuration.readRepair = readRepair
         configuration.shardTimeout = shardTimeout
         configuration.failureLimit = failureLimit
-        configuration.maxConnections = maxConnections
-        configuration.requestMemory = requestMemory.bytes
+        configuration.maxConnections = limits.maxConnections
+        configuration.requestMemory = limits.requestMemory.bytes
         configuration.rebuildRate = rebuildRate
         return try RoleLauncher.usable(configuration)
     }

@@ -14,6 +14,19 @@ struct ListenOption: ParsableArguments {
     var listen: HostPort?
 }
 
+/// The bounds on a data listener's clients, for the roles that serve clients.
+struct ClientLimitOptions: ParsableArguments {
+    @Option(help: "Most client connections open at once.")
+    var maxConnections = 1024
+
+    @Option(
+        help:
+            "Memory for requests not yet fully received, across all connections; a client that would pass it is refused (default: 64MiB).",
+        transform: parseByteSize
+    )
+    var requestMemory = ByteSize(bytes: 64 << 20)
+}
+
 /// The flags every long-running role takes (DESIGN.md §2).
 struct CommonOptions: ParsableArguments {
     @Option(
