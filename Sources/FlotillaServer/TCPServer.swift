@@ -163,6 +163,12 @@ public final class ConnectionCounters: Sendable {
     public var accepted: UInt64 { total.load(ordering: .relaxed) }
     /// Connections refused because the limit was reached.
     public var refused: UInt64 { rejected.load(ordering: .relaxed) }
+
+    /// memcached's `stats reset`: the totals since start (accepted, refused) start again from zero.
+    public func resetTotals() {
+        total.store(0, ordering: .relaxed)
+        rejected.store(0, ordering: .relaxed)
+    }
 }
 
 /// Answers a connection over the limit with the role's refusal and closes it.

@@ -59,6 +59,29 @@ struct ItemStoreTests {
         #expect(store.count == 0)
     }
 
+    @Test func countsWhatStatsItemsReportsAndResetsIt() {
+        let itemSize = Item.chargedSize(keyLength: 2, valueLength: 10)
+        var store = ItemStore(limitBytes: itemSize * 2)
+        let cas = CAS()
+        _ = store.store(write("k1", "0123456789", exptime: 500), now: 100, nextCAS: cas.next)
+        _ = store.store(write("k2", "0123456789", exptime: 150), now: 110, nextCAS: cas.next)
+        #expect(store.oldestAccess == 100)
+        // k1 (with an expiry, last accessed at 100) is evicted at 130.
+        _ = store.store(write("k3", "0123456789"), now: 130, nextCAS: cas.next)
+        #expect(store.counters.evictions == 1)
+        #expect(store.counters.evictedNonzero == 1)
+        #expect(store.counters.evictedTime == 30)
+        #expect(store.store(write("kk", String(repeating: "x", count: 500)), now: 130, nextCAS: cas.next) == .outOfMemory)
+        #expect(store.counters.outOfMemory == 1)
+        // At 200, k2 has expired: the crawler looks at both items and reclaims one.
+        #expect(store.reclaimExpired(now: 200) == 1)
+        #expect(store.counters.crawlerItemsChecked == 2)
+        #expect(store.counters.crawlerReclaimed == 1)
+        store.resetCounters()
+        #expect(store.counters.evictions == 0 && store.counters.crawlerItemsChecked == 0)
+        #expect(value(&store, "k3", now: 200) == "0123456789")
+    }
+
     @Test func expiryIsInCacheTime() {
         var store = ItemStore(limitBytes: 1 << 20)
         _ = store.store(write("k", "v", exptime: 110), now: 100, nextCAS: CAS().next)

@@ -8,6 +8,10 @@ final class CacheContext: Sendable {
 
     let configuration: CacheServer.Configuration
     let totals = CacheCounterTotals()
+    /// `stats detail`: per-prefix counts, off until a client turns them on.
+    let prefixes = PrefixStats()
+    /// The open connections, for `stats conns`.
+    let registry = ConnectionRegistry()
     let connections: ConnectionCounters
     let threads: Int
     let started = ContinuousClock.now

@@ -73,6 +73,11 @@ final class CacheCounterTotals: Sendable {
         nextShard.add(1, ordering: .relaxed).oldValue % Self.shardCount
     }
 
+    /// `stats reset`: every counter starts again from zero.
+    func reset() {
+        for shard in shards { shard.values.withLock { $0 = [UInt64](repeating: 0, count: $0.count) } }
+    }
+
     func commit(_ batch: inout CacheCounterBatch) {
         guard !batch.isEmpty else { return }
         shards[batch.shard].values.withLock { values in

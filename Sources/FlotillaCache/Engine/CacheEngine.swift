@@ -25,6 +25,8 @@ struct CacheEngine {
     let store: StripedStore
     let context: CacheContext
     var counters = CacheCounterBatch()
+    /// This connection in `stats conns`, once it is open.
+    var connection: ConnectionRegistry.Entry?
 
     init(store: StripedStore, context: CacheContext) {
         self.store = store
@@ -82,6 +84,7 @@ struct CacheEngine {
             let now = clock.now
             let deleted = store.withStripe(for: key) { $0.delete(key, now: now) }
             counters.add(deleted ? .deleteHits : .deleteMisses)
+            context.prefixes.record(key, .delete)
             if !noreply { out.writeMemcacheLine(deleted ? "DELETED" : "NOT_FOUND") }
             return Outcome(operation: .delete)
         case .arithmetic(let arithmetic):
@@ -168,6 +171,7 @@ struct CacheEngine {
             } else {
                 counters.add(.cmdGet)
                 counters.add(hit ? .getHits : .getMisses)
+                context.prefixes.record(key, .get(hit: hit))
             }
         }
         out.writeStaticString("END\r\n")
@@ -187,6 +191,7 @@ struct CacheEngine {
         let store = self.store
         let outcome = store.withStripe(for: request.key) { $0.store(write, now: now, nextCAS: store.nextCAS) }
         counters.add(.cmdSet)
+        context.prefixes.record(request.key, .set)
         var failed = false
         let reply: StaticString
         switch outcome {

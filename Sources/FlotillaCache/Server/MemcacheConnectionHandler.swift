@@ -50,9 +50,19 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
         outbound = context.channel.allocator.buffer(capacity: 4096)
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        engine.connection = engine.context.registry.add(
+            remote: context.channel.remoteAddress,
+            local: context.channel.localAddress,
+            now: engine.clock.now
+        )
+        context.fireChannelActive()
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var bytes = unwrapInboundIn(data)
         engine.counters.add(.bytesRead, UInt64(bytes.readableBytes))
+        engine.connection?.touch(now: engine.clock.now)
         if inbound == nil {
             inbound = bytes
         } else {
@@ -209,6 +219,7 @@ final class MemcacheConnectionHandler: ChannelDuplexHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        if let connection = engine.connection { engine.context.registry.remove(connection) }
         requestMemory.release()
         engine.context.totals.commit(&engine.counters)
         context.fireChannelInactive()

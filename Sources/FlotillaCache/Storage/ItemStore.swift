@@ -20,13 +20,44 @@ struct ItemStore {
     let limitBytes: Int
     private(set) var counters = Counters()
 
+    /// memcached's item counters (`stats`, `stats items`), zeroed by `stats reset`.
     struct Counters {
         var evictions: UInt64 = 0
         var evictedUnfetched: UInt64 = 0
+        /// Evicted items that had an expiry time.
+        var evictedNonzero: UInt64 = 0
+        /// Seconds since the last access of the item evicted last.
+        var evictedTime: UInt32 = 0
         var expiredUnfetched: UInt64 = 0
         var reclaimed: UInt64 = 0
         var totalItems: UInt64 = 0
+        /// Items refused because they were larger than the whole stripe.
+        var outOfMemory: UInt64 = 0
+        /// Items `lru_crawler crawl` looked at, and reclaimed.
+        var crawlerItemsChecked: UInt64 = 0
+        var crawlerReclaimed: UInt64 = 0
+
+        mutating func add(_ other: Counters) {
+            evictions += other.evictions
+            evictedUnfetched += other.evictedUnfetched
+            evictedNonzero += other.evictedNonzero
+            evictedTime = max(evictedTime, other.evictedTime)
+            expiredUnfetched += other.expiredUnfetched
+            reclaimed += other.reclaimed
+            totalItems += other.totalItems
+            outOfMemory += other.outOfMemory
+            crawlerItemsChecked += other.crawlerItemsChecked
+            crawlerReclaimed += other.crawlerReclaimed
+        }
     }
+
+    /// `stats reset`: the counters start again from zero (the items stay).
+    mutating func resetCounters() {
+        counters = Counters()
+    }
+
+    /// When the least recently used item was last accessed (cache seconds); nil when empty.
+    var oldestAccess: UInt32? { oldest == -1 ? nil : self[oldest].time }
 
     /// memcached's flush marker: items last stored or bumped at or before `oldestLive` are
     /// invalid once `now` reaches it (0: no flush pending).
@@ -78,9 +109,12 @@ struct ItemStore {
     mutating func reclaimExpired(now: UInt32) -> Int {
         var reclaimed = 0
         for slot in slots.indices {
-            guard let item = slots[slot], !isLive(item, now: now) else { continue }
+            guard let item = slots[slot] else { continue }
+            counters.crawlerItemsChecked += 1
+            guard !isLive(item, now: now) else { continue }
             if !item.state.contains(.fetched) { counters.expiredUnfetched += 1 }
             counters.reclaimed += 1
+            counters.crawlerReclaimed += 1
             unlink(Int32(slot))
             reclaimed += 1
         }
@@ -106,11 +140,17 @@ struct ItemStore {
     @discardableResult
     mutating func link(_ item: Item) -> Int32? {
         if let existing = index[item.key] { unlink(existing) }
-        guard item.size <= limitBytes else { return nil }
+        guard item.size <= limitBytes else {
+            counters.outOfMemory += 1
+            return nil
+        }
         while usedBytes + item.size > limitBytes, oldest != -1 {
             let victim = oldest
             counters.evictions += 1
             if !self[victim].state.contains(.fetched) { counters.evictedUnfetched += 1 }
+            if self[victim].exptime != 0 { counters.evictedNonzero += 1 }
+            // The new item's time is now.
+            counters.evictedTime = item.time &- min(item.time, self[victim].time)
             unlink(victim)
         }
         let slot: Int32

@@ -65,6 +65,8 @@ final class StripedStore: Sendable {
         var items = 0
         var bytes = 0
         var counters = ItemStore.Counters()
+        /// When the least recently used item of any stripe was last accessed; nil when empty.
+        var oldestAccess: UInt32?
     }
 
     func totals() -> Totals {
@@ -73,13 +75,15 @@ final class StripedStore: Sendable {
             stripe.store.withLock { store in
                 totals.items += store.count
                 totals.bytes += store.usedBytes
-                totals.counters.evictions += store.counters.evictions
-                totals.counters.evictedUnfetched += store.counters.evictedUnfetched
-                totals.counters.expiredUnfetched += store.counters.expiredUnfetched
-                totals.counters.reclaimed += store.counters.reclaimed
-                totals.counters.totalItems += store.counters.totalItems
+                totals.counters.add(store.counters)
+                if let access = store.oldestAccess { totals.oldestAccess = min(totals.oldestAccess ?? access, access) }
             }
         }
         return totals
+    }
+
+    /// `stats reset`: every stripe's counters start again from zero.
+    func resetCounters() {
+        for stripe in stripes { stripe.store.withLock { $0.resetCounters() } }
     }
 }
