@@ -71,7 +71,9 @@ struct ItemStoreTests {
         #expect(store.counters.evictions == 1)
         #expect(store.counters.evictedNonzero == 1)
         #expect(store.counters.evictedTime == 30)
-        #expect(store.store(write("kk", String(repeating: "x", count: 500)), now: 130, nextCAS: cas.next) == .outOfMemory)
+        #expect(
+            store.store(write("kk", String(repeating: "x", count: 500)), now: 130, nextCAS: cas.next) == .outOfMemory
+        )
         #expect(store.counters.outOfMemory == 1)
         // At 200, k2 has expired: the crawler looks at both items and reclaims one.
         #expect(store.reclaimExpired(now: 200) == 1)

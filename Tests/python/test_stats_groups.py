@@ -1,4 +1,4 @@
-"""`stats` groups of `flotilla cache` against memcached's, key by key (issue 15).
+"""`stats` groups of `flotilla cache` and `flotilla cache-proxy` against memcached's, key by key (issue 15).
 
 Tools read these groups: Prometheus' memcached exporter scrapes `stats settings`, `stats items` and
 `stats slabs`; memcached's own test programs wait for `END` after `stats slabs`. For each group
@@ -14,7 +14,7 @@ import re
 import pytest
 
 from flotilla_server import FlotillaProcess
-from proxy_support import Memcached, Raw
+from proxy_support import CacheProxy, Memcached, Raw, Shards
 
 SETUP = b"set a 0 0 3\r\nabc\r\nset user:1 0 0 1\r\nx\r\nget a\r\n"
 TERMINATORS = (b"END\r\n", b"RESET\r\n", b"OK\r\n", b"ERROR\r\n")
@@ -116,3 +116,46 @@ def test_reset_zeroes_the_counters_and_keeps_the_items(servers):
 def test_an_unknown_group_gets_memcached_s_answer(servers, group):
     request = f"stats {group}\r\n".encode()
     assert ask(servers["flotilla"], request) == ask(servers["memcached"], request)
+
+
+@pytest.fixture(scope="module")
+def proxied():
+    """Two memcached shards behind `flotilla cache-proxy --replicas 1`, and a lone memcached to
+    compare names with."""
+    with Shards(2) as shards, CacheProxy(shards, "--replicas", "1") as proxy:
+        yield proxy.data, ("127.0.0.1", shards[0].port)
+
+
+def test_the_proxy_answers_an_unknown_group_as_memcached_does(proxied):
+    proxy, memcached = proxied
+    for group in (b"noreply", b"bogus", b"detail x"):
+        request = b"stats " + group + b"\r\n"
+        assert ask(proxy, request) == ask(memcached, request), group
+
+
+def test_the_proxy_adds_up_its_shards_groups(proxied):
+    proxy, memcached = proxied
+    keys = [f"user:{index}" for index in range(40)]
+    with Raw(proxy) as raw:
+        raw.send(b"stats reset\r\n")
+        assert raw.read_until(b"\r\n") == b"RESET\r\n"
+        raw.send(b"stats detail on\r\n")
+        assert raw.read_until(b"\r\n") == b"OK\r\n"
+        raw.send(b"".join(f"set {key} 0 0 1\r\nx\r\n".encode() for key in keys))
+        for _ in keys:
+            assert raw.read_until(b"\r\n") == b"STORED\r\n"
+        raw.send(b"get user:1 user:2 nokey\r\n")
+        raw.read_until(b"END\r\n")
+    settings, items, slabs, sizes, conns, dump, off = ask(
+        proxy, b"stats settings\r\n", b"stats items\r\n", b"stats slabs\r\n", b"stats sizes\r\n",
+        b"stats conns\r\n", b"stats detail dump\r\n", b"stats detail off\r\n")
+    for answer, request in ((settings, b"stats settings\r\n"), (items, b"stats items\r\n"),
+                            (slabs, b"stats slabs\r\n"), (sizes, b"stats sizes\r\n")):
+        assert names(answer) == names(ask(memcached, request)[0]), request
+    # 40 keys of SETUP's size class over two shards (and SETUP's own `a` and `user:1` on one).
+    assert b"STAT items:1:number 41\r\n" in items, items
+    assert b"STAT maxbytes 134217728\r\n" in settings, settings
+    assert b"STAT 0:state conn_listening\r\n" in conns, conns
+    # SETUP (sent by `ask`, after detail was turned on) stored user:1 once more.
+    assert dump == b"PREFIX user get 2 hit 2 set 41 del 0\r\nEND\r\n", dump
+    assert off == b"OK\r\n"

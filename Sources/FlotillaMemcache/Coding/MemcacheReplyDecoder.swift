@@ -309,6 +309,11 @@ extension MemcacheReplyDecoder {
             let rest = content[(content.startIndex + 5)...]
             return .success(.stat(name: "ITEM", value: String(decoding: rest, as: UTF8.self)))
         }
+        if Self.hasPrefix(content, "PREFIX ") {
+            // `stats detail dump`: `PREFIX <prefix> get N hit N set N del N`.
+            let rest = content[(content.startIndex + 7)...]
+            return .success(.stat(name: "PREFIX", value: String(decoding: rest, as: UTF8.self)))
+        }
         if let status = Self.status(content) { return .success(.status(status)) }
         return parseMeta(content)
     }
@@ -413,6 +418,7 @@ extension MemcacheReplyDecoder {
         if equals(content, "DELETED") { return .deleted }
         if equals(content, "TOUCHED") { return .touched }
         if equals(content, "OK") { return .ok }
+        if equals(content, "RESET") { return .reset }
         if hasPrefix(content, "VERSION ") { return .version }
         // memcached also answers `ERROR: shutdown not enabled`.
         if equals(content, "ERROR") || hasPrefix(content, "ERROR ") || hasPrefix(content, "ERROR:") { return .error }

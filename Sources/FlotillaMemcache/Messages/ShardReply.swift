@@ -48,6 +48,8 @@ public struct RetrievedValue: Sendable {
 public struct LineReply: Sendable {
     public enum Status: Sendable, Equatable {
         case stored, notStored, exists, notFound, deleted, touched, ok
+        /// `stats reset`'s answer.
+        case reset
         /// The new value after incr/decr.
         case number(UInt64)
         /// `VERSION x`.

@@ -93,9 +93,11 @@ struct ProxyEngine {
             actions.append(.reply(slot, noreply ? nil : Self.line("OK"), failed: false))
         case .stats(let arguments) where arguments.first == "cachedump":
             cachedump(arguments, &client, &actions)
-        case .stats(let arguments):
+        case .stats(let arguments) where !arguments.isEmpty:
+            statsGroup(arguments, &client, &actions)
+        case .stats:
             let slot = open(.stats, &client)
-            actions.append(.reply(slot, statsReply(arguments), failed: false))
+            actions.append(.reply(slot, statsReply(), failed: false))
         case .metadump, .crawl:
             // Each shard crawls its own items: ask it directly. Answered as memcached answers a
             // command it does not know, as before the cache served these.
@@ -206,13 +208,8 @@ struct ProxyEngine {
 
     // MARK: Stats
 
-    func statsReply(_ arguments: [String]) -> ByteBuffer {
+    func statsReply() -> ByteBuffer {
         var reply = ByteBuffer()
-        guard arguments.isEmpty else {
-            // Sub-statistics (items, slabs, settings …) belong to each shard: ask them directly.
-            reply.writeStaticString("END\r\n")
-            return reply
-        }
         let health = proxy.health.snapshot()
         let rebuilds = proxy.rebuilds.snapshot()
         let uptime = ContinuousClock.now - proxy.startedAt
