@@ -122,8 +122,8 @@ def test_an_unknown_group_gets_memcached_s_answer(servers, group):
 def proxied():
     """Two memcached shards behind `flotilla cache-proxy --replicas 1`, and a lone memcached to
     compare names with."""
-    with Shards(2) as shards, CacheProxy(shards, "--replicas", "1") as proxy:
-        yield proxy.data, ("127.0.0.1", shards[0].port)
+    with Shards(2) as shards, CacheProxy(shards, "--replicas", "1") as proxy, Memcached() as lone:
+        yield proxy.data, ("127.0.0.1", lone.port)
 
 
 def test_the_proxy_answers_an_unknown_group_as_memcached_does(proxied):
