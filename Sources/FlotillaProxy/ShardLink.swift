@@ -38,7 +38,7 @@ enum MemcacheLink: PipelinedLinkProtocol {
 
     @inline(__always)
     static func deliver(_ result: consuming Result<ShardReply, LinkFailure>, to callback: ShardCallback) {
-        callback.receiver.shardAnswered(callback.send, result)
+        callback.receiver.shardAnswered(callback.send.then, result)
     }
 }
 
@@ -51,8 +51,7 @@ struct ShardCallback {
 
 /// A client connection, as the shard links see it.
 protocol ShardAnswerReceiver: AnyObject {
-    /// `send`'s answer; the receiver may recycle `send`.
-    func shardAnswered(_ send: ShardSend, _ result: Result<ShardReply, ShardFailure>)
+    func shardAnswered(_ continuation: ProxyContinuation, _ result: Result<ShardReply, ShardFailure>)
 }
 
 extension ShardHealth: LinkHealth {}

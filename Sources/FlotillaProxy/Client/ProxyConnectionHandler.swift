@@ -137,9 +137,7 @@ final class ProxyConnectionHandler: ChannelDuplexHandler, ShardAnswerReceiver, H
     }
 
     /// A shard's answer to a request of this client.
-    func shardAnswered(_ send: ShardSend, _ result: Result<ShardReply, ShardFailure>) {
-        let continuation = send.then
-        engine.sends.recycle(send)
+    func shardAnswered(_ continuation: ProxyContinuation, _ result: Result<ShardReply, ShardFailure>) {
         engine.answered(continuation, result, client: &pipeline, into: &actions)
         interpret()
         if engine.isSlicing, engine.canContinueSlicing { processLater() }

@@ -18,7 +18,7 @@ extension ProxyEngine {
         }
         let state = BroadcastState(slot: slot, remaining: live.count, gathering: .confirmation("OK", of: "flush_all"))
         for shard in live {
-            actions.append(send(shard: shard, .bytes(bytes), expecting: .line, then: .broadcast(state)))
+            actions.append(.send(shard: shard, .bytes(bytes), expecting: .line, then: .broadcast(state)))
         }
     }
 
@@ -109,7 +109,7 @@ extension ProxyEngine {
         bytes.writeString("stats " + arguments.joined(separator: " ") + "\r\n")
         let state = BroadcastState(slot: slot, remaining: live.count, gathering: .items)
         for shard in live {
-            actions.append(send(shard: shard, .bytes(bytes), expecting: .stats, then: .broadcast(state)))
+            actions.append(.send(shard: shard, .bytes(bytes), expecting: .stats, then: .broadcast(state)))
         }
     }
 
@@ -171,7 +171,7 @@ extension ProxyEngine {
         bytes.writeString("stats " + arguments.joined(separator: " ") + "\r\n")
         let state = BroadcastState(slot: slot, remaining: live.count, gathering: gathering, merge: merge)
         for shard in live {
-            actions.append(send(shard: shard, .bytes(bytes), expecting: expected, then: .broadcast(state)))
+            actions.append(.send(shard: shard, .bytes(bytes), expecting: expected, then: .broadcast(state)))
         }
     }
 

@@ -85,7 +85,7 @@ extension ProxyEngine {
             expected: expected,
             required: proxy.configuration.consistency.required(of: replicas.count)
         )
-        actions.append(send(shard: primary, .bytes(swap), expecting: expected, then: .swap(state)))
+        actions.append(.send(shard: primary, .bytes(swap), expecting: expected, then: .swap(state)))
     }
 
     /// The primary's answer: the copies go out, then the client's held requests.
@@ -127,7 +127,7 @@ extension ProxyEngine {
     private func sendCopies(_ state: SwapState, _ actions: inout ProxyActions) {
         for replica in state.replicas.dropFirst() {
             actions.append(
-                send(
+                .send(
                     shard: replica,
                     .bytes(state.copy),
                     expecting: state.expected,
@@ -148,7 +148,7 @@ extension ProxyEngine {
     ) {
         if Self.shouldRetry(result, retries: retries) {
             actions.append(
-                send(
+                .send(
                     shard: replica,
                     .bytes(state.copy),
                     expecting: state.expected,

@@ -50,7 +50,7 @@ extension ProxyEngine {
                 actions.append(Self.serverError(slot, "no live shard for the key"))
                 return
             }
-            actions.append(send(shard: primary, .bytes(bytes), expecting: .meta, then: .forward(slot)))
+            actions.append(.send(shard: primary, .bytes(bytes), expecting: .meta, then: .forward(slot)))
         case .set, .delete, .arithmetic:
             MemcacheForwarding.writeMeta(request, into: &bytes)
             // memcached's quiet mode hides HD for ms and md, and for ma the success (HD, or VA
@@ -95,7 +95,7 @@ extension ProxyEngine {
         }
         read.tried.append(target)
         actions.append(
-            send(shard: target, .bytes(read.request), expecting: .meta, then: .metaGet(read, target: target))
+            .send(shard: target, .bytes(read.request), expecting: .meta, then: .metaGet(read, target: target))
         )
     }
 

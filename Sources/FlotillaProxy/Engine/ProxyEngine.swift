@@ -25,8 +25,6 @@ struct ProxyEngine {
     private let outstanding: (Int) -> Int
     private let picker: PowerOfTwoChoicesPicker
     private var random: SplitMix64
-    /// This connection's recycled shard requests.
-    let sends = ShardSendPool()
     /// When the request being started was received (nanoseconds), for its reply slot.
     private(set) var now: UInt64 = 0
     /// A large get whose slices are still to start: the handler calls `continueSlicing` on the
@@ -272,13 +270,12 @@ enum ProxyAction {
 
 /// A request for a shard, and what to do with the answer. A class: it rides along with the
 /// request through the action queue and the link's in-flight queue, where a reference is cheap to
-/// move and a large enum is not (callgrind: about 800 instructions per request as a value). Each
-/// connection recycles its own (`ShardSendPool`).
+/// move and a large enum is not (callgrind: about 800 instructions per request as a value).
 final class ShardSend {
-    fileprivate(set) var shard: Int
-    fileprivate(set) var request: ShardRequest
-    fileprivate(set) var expected: ExpectedReply
-    fileprivate(set) var then: ProxyContinuation
+    let shard: Int
+    let request: ShardRequest
+    let expected: ExpectedReply
+    let then: ProxyContinuation
 
     init(shard: Int, request: ShardRequest, expected: ExpectedReply, then: ProxyContinuation) {
         self.shard = shard
@@ -288,47 +285,15 @@ final class ShardSend {
     }
 }
 
-/// One connection's spare `ShardSend`s: once the connection has warmed up, a shard request
-/// allocates nothing (a `malloc` and a `free` a request otherwise, about 280 instructions).
-/// Used on the connection's event loop only.
-final class ShardSendPool {
-    /// More spares than this are let go: a connection rarely has more requests in flight.
-    static let capacity = 64
-    private var spare: [ShardSend] = []
-
-    init() {
-        spare.reserveCapacity(Self.capacity)
-    }
-
-    func make(shard: Int, request: ShardRequest, expected: ExpectedReply, then: ProxyContinuation) -> ShardSend {
-        guard let send = spare.popLast() else {
-            return ShardSend(shard: shard, request: request, expected: expected, then: then)
-        }
-        send.shard = shard
-        send.request = request
-        send.expected = expected
-        send.then = then
-        return send
-    }
-
-    /// Takes back a send whose answer has been delivered: its request bytes and continuation are
-    /// released now.
-    func recycle(_ send: ShardSend) {
-        send.request = .none
-        send.then = .ignore
-        if spare.count < Self.capacity { spare.append(send) }
-    }
-}
-
-extension ProxyEngine {
+extension ProxyAction {
     /// Send `request` to `shard`; its answer goes back to the engine with `then`.
-    func send(
+    static func send(
         shard: Int,
         _ request: ShardRequest,
         expecting expected: ExpectedReply,
         then: ProxyContinuation
     ) -> ProxyAction {
-        .send(sends.make(shard: shard, request: request, expected: expected, then: then))
+        .send(ShardSend(shard: shard, request: request, expected: expected, then: then))
     }
 }
 
@@ -337,13 +302,9 @@ extension ProxyEngine {
 enum ShardRequest {
     case bytes(ByteBuffer)
     case retrieval(MemcacheOperation, exptime: Int32, key: ByteBuffer)
-    /// A recycled `ShardSend`'s: nothing.
-    case none
 
     func write(into buffer: inout ByteBuffer) {
         switch self {
-        case .none:
-            break
         case .bytes(let bytes):
             buffer.writeImmutableBuffer(bytes)
         case .retrieval(let operation, let exptime, let key):

@@ -91,7 +91,7 @@ extension ProxyEngine {
             propagateTouch(key, exptime: request.exptime, to: replicas, except: target, &actions)
         }
         actions.append(
-            send(
+            .send(
                 shard: target,
                 .retrieval(request.operation, exptime: request.exptime, key: key),
                 expecting: .retrievalOfOne,
@@ -193,7 +193,7 @@ extension ProxyEngine {
                 into: &bytes
             )
             actions.append(
-                send(
+                .send(
                     shard: shard,
                     .bytes(bytes),
                     expecting: .retrieval,
@@ -361,7 +361,7 @@ extension ProxyEngine {
         // A recovering replica serves no reads but takes writes, this one included.
         let targets = proxy.health.anyRecovering ? proxy.liveReplicas(key) : replicas
         for replica in targets where replica != target {
-            actions.append(send(shard: replica, .bytes(touch), expecting: .line, then: .ignore))
+            actions.append(.send(shard: replica, .bytes(touch), expecting: .line, then: .ignore))
         }
     }
 
@@ -375,7 +375,7 @@ extension ProxyEngine {
             var probe = ByteBuffer()
             MemcacheForwarding.writeOwnMeta(.get, key: value.key, flags: "t", into: &probe)
             actions.append(
-                send(
+                .send(
                     shard: source,
                     .bytes(probe),
                     expecting: .meta,
@@ -413,7 +413,7 @@ extension ProxyEngine {
         )
         for target in repair.targets {
             proxy.counters.add(.readRepairs)
-            actions.append(send(shard: target, .bytes(copy), expecting: .line, then: .ignore))
+            actions.append(.send(shard: target, .bytes(copy), expecting: .line, then: .ignore))
         }
     }
 }

@@ -60,7 +60,7 @@ extension ProxyEngine {
         if noreply { actions.append(.reply(slot, nil, failed: false)) }
         for replica in live {
             actions.append(
-                send(
+                .send(
                     shard: replica,
                     .bytes(request),
                     expecting: expected,
@@ -82,7 +82,7 @@ extension ProxyEngine {
     ) {
         if Self.shouldRetry(result, retries: retries) {
             actions.append(
-                send(
+                .send(
                     shard: replica,
                     .bytes(gather.request),
                     expecting: gather.expected,
