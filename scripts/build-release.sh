@@ -10,6 +10,10 @@
 # in the package's own hot modules (see Package.swift); SwiftPM accepts the flag for the
 # dependencies only on the command line, hence this script.
 #
+# The Swift runtime and Foundation are linked in (`--static-swift-stdlib`): the binary runs on a
+# machine or in a container image without the Swift toolchain's libraries (it needs libc,
+# libstdc++, libm and zlib), and runtime calls such as swift_retain are direct calls.
+#
 # Usage: scripts/build-release.sh
 # Prints the binary's path on standard output; the build's own output goes to standard error.
 # The build lives in .build-release/ (its own folder: the flag changes every module's build).
@@ -22,6 +26,6 @@ if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
     exit 0
 fi
 (($# == 0)) || { printf 'build-release: error: no arguments expected (see --help)\n' >&2; exit 2; }
-swift build -c release --product flotilla --scratch-path "$scratch" \
+swift build -c release --product flotilla --scratch-path "$scratch" --static-swift-stdlib \
     -Xswiftc -enforce-exclusivity=unchecked >&2
 printf '%s\n' "${scratch}/release/flotilla"
