@@ -40,6 +40,30 @@ def test_writing_four_times_the_limit_stays_within_it(value_size: int) -> None:
         assert server.terminate() == 0
 
 
+def test_mixed_sizes_up_to_a_megabyte_stay_within_the_bound() -> None:
+    """Values from 100 B to 1 MB (log-uniform, a fixed seed), four times --memory written: the
+    allocator's fragmentation must not take RSS past the bound either (issue 15's bad input)."""
+    import random
+
+    rng = random.Random(15)
+    with FlotillaProcess(["cache", "--memory", "32MiB", "--threads", "2"]) as server:
+        baseline = server.rss_bytes()
+        client = Client(server.data, timeout=10)
+        written = 0
+        index = 0
+        while written < 4 * MEMORY:
+            size = int(10 ** rng.uniform(2, 6))
+            client.set(f"mixed-{index}", b"m" * size, noreply=True)
+            index += 1
+            written += size
+        stats = client.stats()
+        growth = server.rss_bytes() - baseline
+        assert 0 < stats[b"bytes"] <= MEMORY
+        assert stats[b"evictions"] > 0
+        assert growth <= RSS_GROWTH_BOUND, f"RSS grew by {growth >> 20} MiB for a {MEMORY >> 20} MiB limit"
+        assert server.terminate() == 0
+
+
 # Half-received requests are held to --request-memory across all connections (issue 13): 150
 # clients each send 900 kB of a 1 MB value and stop. Before, each held its 900 kB (135 MB in
 # all, 1.1 GB with 1,000 clients); now the clients past the budget are refused and closed.
