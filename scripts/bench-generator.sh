@@ -52,11 +52,15 @@ case "$only" in
 esac
 ((write == 0)) || [[ -z "$only" ]] || die "--write needs both comparisons (drop --only)"
 
+# Only the tools of the comparisons asked for.
 missing=()
-for tool in memcached memcaslap wrk; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+tools=()
+[[ " ${comparisons[*]} " != *" memcache "* ]] || tools+=(memcached memcaslap)
+[[ " ${comparisons[*]} " != *" http "* ]] || tools+=(wrk)
+for tool in "${tools[@]}"; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 nginx_bin="$(command -v nginx || true)"
 [[ -n "$nginx_bin" ]] || [[ ! -x /usr/sbin/nginx ]] || nginx_bin=/usr/sbin/nginx
-[[ -n "$nginx_bin" ]] || missing+=(nginx)
+[[ -n "$nginx_bin" || " ${comparisons[*]} " != *" http "* ]] || missing+=(nginx)
 ((${#missing[@]} == 0)) ||
     die "not found: ${missing[*]}; install with: apt-get install memcached libmemcached-tools wrk nginx-light"
 command -v python3 >/dev/null || die "python3 not found"
@@ -204,9 +208,16 @@ reproduce+=" --write"
 
 export BG_RESULTS="$results" BG_DOC="$doc" BG_WRITE="$write" BG_ROUNDS="$rounds" BG_DURATION="$duration"
 nproc_n="$(nproc)"
-versions="$(memcached -V 2>/dev/null | head -n 1); $("$nginx_bin" -v 2>&1 | head -n 1 | sed 's/^nginx version: //')"
-versions+="; $(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }'); $(memcaslap --version 2>&1 | head -n 1)"
-versions+="; ${flotilla_version}"
+# The versions of the tools that ran.
+versions=""
+if [[ " ${comparisons[*]} " == *" memcache "* ]]; then
+    versions+="$(memcached -V 2>/dev/null | head -n 1); $(memcaslap --version 2>&1 | head -n 1); "
+fi
+if [[ " ${comparisons[*]} " == *" http "* ]]; then
+    versions+="$("$nginx_bin" -v 2>&1 | head -n 1 | sed 's/^nginx version: //'); "
+    versions+="$(wrk -v 2>&1 | head -n 1 | awk '{ print $1, $2 }'); "
+fi
+versions+="${flotilla_version}"
 export BG_WARMUP="$warmup" BG_REPRODUCE="$reproduce" BG_CPU="$cpu_model" BG_NPROC="$nproc_n" BG_VERSIONS="$versions"
 export BG_CMD_MEMCACHED="memcached ${user_args[*]+${user_args[*]} }-t 2 -m 256 -l 127.0.0.1 -p PORT"
 export BG_CMD_MEMCASLAP="memcaslap -s 127.0.0.1:PORT -F memcaslap.cfg -T 2 -c 32 -w 1k -t ${duration} -S ${duration}"
