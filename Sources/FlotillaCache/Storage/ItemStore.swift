@@ -7,7 +7,7 @@ import NIOCore
 /// uniques are passed in, so that every rule (expiry, flush, eviction, LRU bump) is tested
 /// deterministically. `StripedStore` puts a lock around each stripe.
 struct ItemStore {
-    private(set) var index: [ByteBuffer: Int32] = [:]
+    private var index = SlotIndex()
     private(set) var slots: [Item?] = []
     private var freeSlots: [Int32] = []
     /// Most recently used end of the LRU list.
@@ -75,6 +75,12 @@ struct ItemStore {
 
     var count: Int { index.count }
 
+    /// The slot of `key`'s item, live or not.
+    @inline(__always)
+    private func lookup(_ key: ByteBuffer) -> Int32? {
+        index.find(hash: SlotIndex.hash(key)) { slots[Int($0)]!.key == key }
+    }
+
     subscript(slot: Int32) -> Item {
         get { slots[Int(slot)]! }
         _modify { yield &slots[Int(slot)]! }
@@ -83,7 +89,7 @@ struct ItemStore {
     /// The live item for `key`: expired or flushed items are unlinked on the way, as memcached
     /// does lazily on access.
     mutating func find(_ key: ByteBuffer, now: UInt32) -> Int32? {
-        guard let slot = index[key] else { return nil }
+        guard let slot = lookup(key) else { return nil }
         let item = self[slot]
         if item.isExpired(now: now) || isFlushed(item, now: now) {
             if !item.state.contains(.fetched) { counters.expiredUnfetched += 1 }
@@ -139,7 +145,7 @@ struct ItemStore {
     /// items until it fits. Returns nil when the item is larger than the whole stripe.
     @discardableResult
     mutating func link(_ item: Item) -> Int32? {
-        if let existing = index[item.key] { unlink(existing) }
+        if let existing = lookup(item.key) { unlink(existing) }
         guard item.size <= limitBytes else {
             counters.outOfMemory += 1
             return nil
@@ -161,7 +167,7 @@ struct ItemStore {
             slot = Int32(slots.count)
             slots.append(item)
         }
-        index[item.key] = slot
+        index.insert(hash: SlotIndex.hash(item.key), slot: slot)
         usedBytes += item.size
         counters.totalItems += 1
         pushNewest(slot)
@@ -172,7 +178,7 @@ struct ItemStore {
     mutating func unlink(_ slot: Int32) {
         let item = self[slot]
         detach(slot)
-        index.removeValue(forKey: item.key)
+        index.remove(hash: SlotIndex.hash(item.key), slot: slot)
         usedBytes -= item.size
         slots[Int(slot)] = nil
         freeSlots.append(slot)
@@ -180,7 +186,7 @@ struct ItemStore {
 
     /// Drops every item (an immediate `flush_all`) and gives the memory back.
     mutating func removeAll() {
-        index = [:]
+        index.removeAll()
         slots = []
         freeSlots = []
         newest = -1
