@@ -158,10 +158,10 @@ struct CacheEngine {
                 out.writeValueHeader(
                     key: item.key,
                     flags: item.flags,
-                    length: item.value.readableBytes,
+                    length: item.valueLength,
                     cas: request.returnsCAS ? item.cas : nil
                 )
-                out.writeImmutableBuffer(item.value)
+                item.writeValue(into: &out)
                 out.writeStaticString("\r\n")
                 return true
             }

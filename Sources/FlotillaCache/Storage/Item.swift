@@ -1,23 +1,55 @@
 import NIOCore
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One cached item: key and value in a single allocation, memcached's metadata, LRU links.
+/// Fields are ordered largest first, so that the record is 64 bytes.
 struct Item {
-    /// The key, a slice of the item's own storage.
-    var key: ByteBuffer
-    /// The value, a slice of the same storage.
-    var value: ByteBuffer
+    /// Key then value, in an allocation of their own (reader index 0).
+    private(set) var storage: ByteBuffer
+    var cas: UInt64
+    /// Bytes charged against the memory limit.
+    var size: Int
     var flags: UInt32
     /// Expiry in cache time (seconds since the clock's epoch); 0 means never.
     var exptime: UInt32
     /// Last access in cache time, updated as memcached's LRU bump does.
     var time: UInt32
-    var cas: UInt64
-    var state: State
-    /// Bytes charged against the memory limit.
-    var size: Int
     /// Neighbours in the LRU list, as slot indices (-1 for none).
     var newer: Int32 = -1
     var older: Int32 = -1
+    /// Keys are at most 250 bytes.
+    let keyLength: UInt8
+    var state: State
+
+    /// The key, a slice of the item's storage.
+    var key: ByteBuffer { storage.getSlice(at: 0, length: Int(keyLength))! }
+    /// The value, a slice of the item's storage.
+    var value: ByteBuffer { storage.getSlice(at: Int(keyLength), length: valueLength)! }
+    var valueLength: Int { storage.readableBytes - Int(keyLength) }
+
+    /// Whether `other` is this item's key, compared in place.
+    @inline(__always)
+    func hasKey(_ other: ByteBuffer) -> Bool {
+        guard other.readableBytes == Int(keyLength) else { return false }
+        return storage.withUnsafeReadableBytes { mine in
+            other.withUnsafeReadableBytes { theirs in
+                theirs.isEmpty || memcmp(mine.baseAddress!, theirs.baseAddress!, theirs.count) == 0
+            }
+        }
+    }
+
+    /// Writes the value, copied from the item's storage.
+    @inline(__always)
+    func writeValue(into out: inout ByteBuffer) {
+        storage.withUnsafeReadableBytes { bytes in
+            _ = out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[Int(keyLength)...]))
+        }
+    }
 
     struct State: OptionSet {
         var rawValue: UInt8
@@ -36,9 +68,9 @@ struct Item {
     /// Bytes charged per item beyond its key and value: the item record and its LRU links, the
     /// index entry, the storage object and malloc's rounding, with the slack of growing arrays.
     /// Measured: with 100-byte values RSS grows by about this much per item beyond key and
-    /// value, 225 bytes at 1,000,000 items (`scripts/bench-memory.py`), 240 with the index's
+    /// value, 193 bytes at 1,000,000 items (`scripts/bench-memory.py`), 208 with the index's
     /// slack at its emptiest (Tests/python/test_memory_bound.py holds it to account).
-    static let overhead = 240
+    static let overhead = 208
 
     static func chargedSize(keyLength: Int, valueLength: Int) -> Int {
         keyLength + valueLength + overhead
@@ -46,12 +78,13 @@ struct Item {
 
     /// Copies key and value into one fresh allocation, so the item retains no read buffer.
     init(key: ByteBuffer, valueParts: [ByteBuffer], flags: UInt32, exptime: UInt32, now: UInt32, cas: UInt64) {
+        precondition(key.readableBytes <= Int(UInt8.max), "keys are at most 250 bytes")
         let valueLength = valueParts.reduce(0) { $0 + $1.readableBytes }
         var storage = ByteBufferAllocator().buffer(capacity: key.readableBytes + valueLength)
         storage.writeImmutableBuffer(key)
         for part in valueParts { storage.writeImmutableBuffer(part) }
-        self.key = storage.getSlice(at: 0, length: key.readableBytes)!
-        self.value = storage.getSlice(at: key.readableBytes, length: valueLength)!
+        self.storage = storage
+        self.keyLength = UInt8(key.readableBytes)
         self.flags = flags
         self.exptime = exptime
         self.time = now

@@ -78,7 +78,7 @@ struct ItemStore {
     /// The slot of `key`'s item, live or not.
     @inline(__always)
     private func lookup(_ key: ByteBuffer) -> Int32? {
-        index.find(hash: SlotIndex.hash(key)) { slots[Int($0)]!.key == key }
+        index.find(hash: SlotIndex.hash(key)) { slots[Int($0)]!.hasKey(key) }
     }
 
     subscript(slot: Int32) -> Item {
