@@ -84,6 +84,11 @@ struct ItemStoreTests {
         #expect(value(&store, "k3", now: 200) == "0123456789")
     }
 
+    @Test func anItemRecordIsSixtyFourBytes() {
+        // docs/cache.md's memory figures count on it: a slot holds an optional item.
+        #expect(MemoryLayout<Item?>.stride == 64)
+    }
+
     @Test func expiryIsInCacheTime() {
         var store = ItemStore(limitBytes: 1 << 20)
         _ = store.store(write("k", "v", exptime: 110), now: 100, nextCAS: CAS().next)
