@@ -84,9 +84,9 @@ struct ItemStoreTests {
         #expect(value(&store, "k3", now: 200) == "0123456789")
     }
 
-    @Test func anItemRecordIsSixtyFourBytes() {
+    @Test func anItemRecordIsFortyEightBytes() {
         // docs/cache.md's memory figures count on it: a slot holds an optional item.
-        #expect(MemoryLayout<Item?>.stride == 64)
+        #expect(MemoryLayout<Item?>.stride == 48)
     }
 
     @Test func expiryIsInCacheTime() {

@@ -119,7 +119,7 @@ extension CacheEngine {
             let before = stripe[slot]
             if flags.returnValue {
                 out.writeStaticString("VA ")
-                out.writeDecimal(UInt64(before.value.readableBytes))
+                out.writeDecimal(UInt64(before.valueLength))
             } else {
                 out.writeStaticString("HD")
             }
@@ -140,7 +140,7 @@ extension CacheEngine {
                         won = true
                     }
                 case UInt8(ascii: "s"):
-                    out.writeMetaNumber(UInt8(ascii: "s"), UInt64(before.value.readableBytes))
+                    out.writeMetaNumber(UInt8(ascii: "s"), UInt64(before.valueLength))
                 case UInt8(ascii: "t"):
                     writeTTL(stripe[slot], now: now, into: &out)
                 case UInt8(ascii: "c"):
@@ -175,7 +175,7 @@ extension CacheEngine {
             }
             out.writeStaticString("\r\n")
             if flags.returnValue {
-                out.writeImmutableBuffer(before.value)
+                before.writeValue(into: &out)
                 out.writeStaticString("\r\n")
             }
             if locked, !flags.noUpdate { stripe.bump(slot, now: now) }

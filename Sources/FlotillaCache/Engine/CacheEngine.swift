@@ -155,12 +155,14 @@ struct CacheEngine {
                 }
                 guard let slot = found else { return false }
                 let item = stripe[slot]
-                out.writeValueHeader(
-                    key: item.key,
-                    flags: item.flags,
-                    length: item.valueLength,
-                    cas: request.returnsCAS ? item.cas : nil
-                )
+                item.withKeyBytes { key in
+                    out.writeValueHeader(
+                        keyBytes: key,
+                        flags: item.flags,
+                        length: item.valueLength,
+                        cas: request.returnsCAS ? item.cas : nil
+                    )
+                }
                 item.writeValue(into: &out)
                 out.writeStaticString("\r\n")
                 return true

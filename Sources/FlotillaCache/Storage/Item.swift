@@ -7,10 +7,11 @@ import Darwin
 #endif
 
 /// One cached item: key and value in a single allocation, memcached's metadata, LRU links.
-/// Fields are ordered largest first, so that the record is 64 bytes.
+/// Fields are ordered largest first, so that the record is 48 bytes.
 struct Item {
-    /// Key then value, in an allocation of their own (reader index 0).
-    private(set) var storage: ByteBuffer
+    /// Key then value, in an array of exactly their size: a `ByteBuffer` would round its
+    /// allocation up to a power of two and add an object of its own (about 80 bytes an item).
+    private(set) var storage: [UInt8]
     var cas: UInt64
     /// Bytes charged against the memory limit.
     var size: Int
@@ -26,27 +27,37 @@ struct Item {
     let keyLength: UInt8
     var state: State
 
-    /// The key, a slice of the item's storage.
-    var key: ByteBuffer { storage.getSlice(at: 0, length: Int(keyLength))! }
-    /// The value, a slice of the item's storage.
-    var value: ByteBuffer { storage.getSlice(at: Int(keyLength), length: valueLength)! }
-    var valueLength: Int { storage.readableBytes - Int(keyLength) }
+    /// The key, copied into a buffer of its own (off the request path: meta replies, dumps).
+    var key: ByteBuffer { ByteBuffer(bytes: storage[..<Int(keyLength)]) }
+    /// The value, copied into a buffer of its own (append, prepend, incr, decr, meta replies).
+    var value: ByteBuffer { ByteBuffer(bytes: storage[Int(keyLength)...]) }
+    var valueLength: Int { storage.count - Int(keyLength) }
+
+    /// The key's bytes, in place.
+    @inline(__always)
+    func withKeyBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
+        storage.withUnsafeBytes { body(UnsafeRawBufferPointer(rebasing: $0[..<Int(keyLength)])) }
+    }
 
     /// Whether `other` is this item's key, compared in place.
     @inline(__always)
     func hasKey(_ other: ByteBuffer) -> Bool {
         guard other.readableBytes == Int(keyLength) else { return false }
-        return storage.withUnsafeReadableBytes { mine in
-            other.withUnsafeReadableBytes { theirs in
-                theirs.isEmpty || memcmp(mine.baseAddress!, theirs.baseAddress!, theirs.count) == 0
-            }
+        return other.withUnsafeReadableBytes { hasKey(bytes: $0) }
+    }
+
+    @inline(__always)
+    func hasKey(bytes other: UnsafeRawBufferPointer) -> Bool {
+        guard other.count == Int(keyLength) else { return false }
+        return withKeyBytes { mine in
+            other.isEmpty || memcmp(mine.baseAddress!, other.baseAddress!, other.count) == 0
         }
     }
 
     /// Writes the value, copied from the item's storage.
     @inline(__always)
     func writeValue(into out: inout ByteBuffer) {
-        storage.withUnsafeReadableBytes { bytes in
+        storage.withUnsafeBytes { bytes in
             _ = out.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[Int(keyLength)...]))
         }
     }
@@ -68,9 +79,9 @@ struct Item {
     /// Bytes charged per item beyond its key and value: the item record and its LRU links, the
     /// index entry, the storage object and malloc's rounding, with the slack of growing arrays.
     /// Measured: with 100-byte values RSS grows by about this much per item beyond key and
-    /// value, 193 bytes at 1,000,000 items (`scripts/bench-memory.py`), 208 with the index's
+    /// value, 114 bytes at 1,000,000 items (`scripts/bench-memory.py`), 128 with the index's
     /// slack at its emptiest (Tests/python/test_memory_bound.py holds it to account).
-    static let overhead = 208
+    static let overhead = 128
 
     static func chargedSize(keyLength: Int, valueLength: Int) -> Int {
         keyLength + valueLength + overhead
@@ -80,10 +91,16 @@ struct Item {
     init(key: ByteBuffer, valueParts: [ByteBuffer], flags: UInt32, exptime: UInt32, now: UInt32, cas: UInt64) {
         precondition(key.readableBytes <= Int(UInt8.max), "keys are at most 250 bytes")
         let valueLength = valueParts.reduce(0) { $0 + $1.readableBytes }
-        var storage = ByteBufferAllocator().buffer(capacity: key.readableBytes + valueLength)
-        storage.writeImmutableBuffer(key)
-        for part in valueParts { storage.writeImmutableBuffer(part) }
-        self.storage = storage
+        self.storage = [UInt8](unsafeUninitializedCapacity: key.readableBytes + valueLength) { bytes, count in
+            count = 0
+            for part in CollectionOfOne(key) + valueParts {
+                part.withUnsafeReadableBytes { source in
+                    guard let base = source.baseAddress, !source.isEmpty else { return }
+                    UnsafeMutableRawPointer(bytes.baseAddress! + count).copyMemory(from: base, byteCount: source.count)
+                    count += source.count
+                }
+            }
+        }
         self.keyLength = UInt8(key.readableBytes)
         self.flags = flags
         self.exptime = exptime

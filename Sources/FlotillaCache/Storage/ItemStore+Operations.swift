@@ -78,7 +78,7 @@ extension ItemStore {
         case .append, .prepend:
             guard check == .none || check == .match else { return .exists }
             // memcached cannot allocate a combined item over the size limit: NOT_STORED.
-            let combinedLength = current.value.readableBytes + write.data.readableBytes
+            let combinedLength = current.valueLength + write.data.readableBytes
             guard itemLimit.fits(keyLength: write.key.readableBytes, valueLength: combinedLength) else {
                 return .notStored
             }

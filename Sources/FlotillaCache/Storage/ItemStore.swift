@@ -145,7 +145,10 @@ struct ItemStore {
     /// items until it fits. Returns nil when the item is larger than the whole stripe.
     @discardableResult
     mutating func link(_ item: Item) -> Int32? {
-        if let existing = lookup(item.key) { unlink(existing) }
+        let existing = item.withKeyBytes { key in
+            index.find(hash: SlotIndex.hash(key)) { slots[Int($0)]!.hasKey(bytes: key) }
+        }
+        if let existing { unlink(existing) }
         guard item.size <= limitBytes else {
             counters.outOfMemory += 1
             return nil
@@ -167,7 +170,7 @@ struct ItemStore {
             slot = Int32(slots.count)
             slots.append(item)
         }
-        index.insert(hash: SlotIndex.hash(item.key), slot: slot)
+        index.insert(hash: item.withKeyBytes(SlotIndex.hash), slot: slot)
         usedBytes += item.size
         counters.totalItems += 1
         pushNewest(slot)
@@ -178,7 +181,7 @@ struct ItemStore {
     mutating func unlink(_ slot: Int32) {
         let item = self[slot]
         detach(slot)
-        index.remove(hash: SlotIndex.hash(item.key), slot: slot)
+        index.remove(hash: item.withKeyBytes(SlotIndex.hash), slot: slot)
         usedBytes -= item.size
         slots[Int(slot)] = nil
         freeSlots.append(slot)

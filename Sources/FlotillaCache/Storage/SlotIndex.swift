@@ -21,11 +21,14 @@ struct SlotIndex {
 
     @inline(__always)
     static func hash(_ key: ByteBuffer) -> UInt32 {
-        key.withUnsafeReadableBytes { bytes in
-            var hasher = Hasher()
-            hasher.combine(bytes: bytes)
-            return UInt32(truncatingIfNeeded: hasher.finalize())
-        }
+        key.withUnsafeReadableBytes { hash($0) }
+    }
+
+    @inline(__always)
+    static func hash(_ key: UnsafeRawBufferPointer) -> UInt32 {
+        var hasher = Hasher()
+        hasher.combine(bytes: key)
+        return UInt32(truncatingIfNeeded: hasher.finalize())
     }
 
     @inline(__always)

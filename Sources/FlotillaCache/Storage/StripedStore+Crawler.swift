@@ -49,7 +49,7 @@ extension StripedStore {
     /// and a bare newline, as memcached's `crawler_metadump_eval` writes it.
     static func writeMetadumpLine(_ item: Item, processStarted: Int64, into out: inout ByteBuffer) {
         out.writeStaticString("key=")
-        item.key.withUnsafeReadableBytes { key in
+        item.withKeyBytes { key in
             for byte in key {
                 if Self.isUnreserved(byte) {
                     out.writeInteger(byte)
@@ -99,11 +99,11 @@ extension StripedStore {
             let full = stripe.store.withLock { store -> Bool in
                 for case let item? in store.slots where store.isLive(item, now: now) {
                     if limit > 0, listed >= limit { return true }
-                    guard out.writerIndex + item.key.readableBytes + 48 <= stop else { return true }
+                    guard out.writerIndex + Int(item.keyLength) + 48 <= stop else { return true }
                     out.writeStaticString("ITEM ")
-                    out.writeImmutableBuffer(item.key)
+                    item.withKeyBytes { _ = out.writeBytes($0) }
                     out.writeStaticString(" [")
-                    out.writeDecimal(UInt64(item.value.readableBytes))
+                    out.writeDecimal(UInt64(item.valueLength))
                     out.writeStaticString(" b; ")
                     out.writeDecimal(item.exptime == 0 ? 0 : started + Int64(item.exptime))
                     out.writeStaticString(" s]\r\n")

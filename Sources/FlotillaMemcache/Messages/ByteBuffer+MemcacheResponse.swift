@@ -69,9 +69,18 @@ extension ByteBuffer {
     /// `VALUE <key> <flags> <bytes>[ <cas unique>]\r\n`
     @inlinable
     public mutating func writeValueHeader(key: ByteBuffer, flags: UInt32, length: Int, cas: UInt64?) {
+        key.withUnsafeReadableBytes { self.writeValueHeader(keyBytes: $0, flags: flags, length: length, cas: cas) }
+    }
+
+    /// The same, for a key held as bytes (the cache's items).
+    public mutating func writeValueHeader(
+        keyBytes key: UnsafeRawBufferPointer,
+        flags: UInt32,
+        length: Int,
+        cas: UInt64?
+    ) {
         self.writeStaticString("VALUE ")
-        var key = key
-        self.writeBuffer(&key)
+        self.writeBytes(key)
         self.writeInteger(UInt8(ascii: " "))
         self.writeDecimal(UInt64(flags))
         self.writeInteger(UInt8(ascii: " "))
