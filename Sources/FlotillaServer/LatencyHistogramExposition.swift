@@ -15,19 +15,15 @@ struct LatencyHistogramExposition {
     static let help = "Service time of requests, by operation, from request read to reply written."
 
     /// The bucket bounds: 10 µs to 10 s, 1–2.5–5 per decade, as `le` label text and nanoseconds.
-    static let bounds: [(label: String, nanoseconds: UInt64)] = {
-        var bounds: [(String, UInt64)] = []
-        var decade: UInt64 = 10_000  // 10 µs
-        for exponent in -5...0 {
-            for (step, text) in [(UInt64(2), "1"), (5, "2.5"), (10, "5")] {
-                let nanoseconds = decade * step / 2
-                bounds.append(("\(text)e\(exponent)", nanoseconds))
-            }
-            decade *= 10
-        }
-        bounds.append(("10", 10_000_000_000))
-        return bounds
-    }()
+    static let bounds: [(label: String, nanoseconds: UInt64)] = [
+        ("1e-5", 10_000), ("2.5e-5", 25_000), ("5e-5", 50_000),
+        ("1e-4", 100_000), ("2.5e-4", 250_000), ("5e-4", 500_000),
+        ("1e-3", 1_000_000), ("2.5e-3", 2_500_000), ("5e-3", 5_000_000),
+        ("1e-2", 10_000_000), ("2.5e-2", 25_000_000), ("5e-2", 50_000_000),
+        ("1e-1", 100_000_000), ("2.5e-1", 250_000_000), ("5e-1", 500_000_000),
+        ("1e0", 1_000_000_000), ("2.5e0", 2_500_000_000), ("5e0", 5_000_000_000),
+        ("10", 10_000_000_000),
+    ]
 
     /// The family's HELP, TYPE and samples for `snapshots`, one label set per operation.
     static func render(_ snapshots: [OperationSnapshot]) -> String {

@@ -158,7 +158,7 @@ extension CacheEngine {
                     }
                     out.writeMetaEcho(token.token)
                 case UInt8(ascii: "k"):
-                    out.writeMetaKey(before.key, binary: before.state.contains(.binaryKey))
+                    before.withKeyBytes { out.writeMetaKey(bytes: $0, binary: before.state.contains(.binaryKey)) }
                 default:
                     break
                 }

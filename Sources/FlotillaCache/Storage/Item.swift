@@ -41,12 +41,6 @@ struct Item {
 
     /// Whether `other` is this item's key, compared in place.
     @inline(__always)
-    func hasKey(_ other: ByteBuffer) -> Bool {
-        guard other.readableBytes == Int(keyLength) else { return false }
-        return other.withUnsafeReadableBytes { hasKey(bytes: $0) }
-    }
-
-    @inline(__always)
     func hasKey(bytes other: UnsafeRawBufferPointer) -> Bool {
         guard other.count == Int(keyLength) else { return false }
         return withKeyBytes { mine in

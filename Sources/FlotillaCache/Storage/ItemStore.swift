@@ -78,7 +78,12 @@ struct ItemStore {
     /// The slot of `key`'s item, live or not.
     @inline(__always)
     private func lookup(_ key: ByteBuffer) -> Int32? {
-        index.find(hash: SlotIndex.hash(key)) { slots[Int($0)]!.hasKey(key) }
+        key.withUnsafeReadableBytes { lookup(keyBytes: $0) }
+    }
+
+    @inline(__always)
+    private func lookup(keyBytes key: UnsafeRawBufferPointer) -> Int32? {
+        index.find(hash: SlotIndex.hash(key)) { slots[Int($0)]!.hasKey(bytes: key) }
     }
 
     subscript(slot: Int32) -> Item {
@@ -145,10 +150,7 @@ struct ItemStore {
     /// items until it fits. Returns nil when the item is larger than the whole stripe.
     @discardableResult
     mutating func link(_ item: Item) -> Int32? {
-        let existing = item.withKeyBytes { key in
-            index.find(hash: SlotIndex.hash(key)) { slots[Int($0)]!.hasKey(bytes: key) }
-        }
-        if let existing { unlink(existing) }
+        if let existing = item.withKeyBytes(lookup(keyBytes:)) { unlink(existing) }
         guard item.size <= limitBytes else {
             counters.outOfMemory += 1
             return nil

@@ -20,11 +20,6 @@ struct SlotIndex {
     }
 
     @inline(__always)
-    static func hash(_ key: ByteBuffer) -> UInt32 {
-        key.withUnsafeReadableBytes { hash($0) }
-    }
-
-    @inline(__always)
     static func hash(_ key: UnsafeRawBufferPointer) -> UInt32 {
         var hasher = Hasher()
         hasher.combine(bytes: key)

@@ -48,7 +48,7 @@ public enum Base64Key {
         return output.isEmpty ? nil : output
     }
 
-    public static func encode(_ bytes: ByteBufferView, into buffer: inout ByteBuffer) {
+    public static func encode(_ bytes: some Collection<UInt8>, into buffer: inout ByteBuffer) {
         let input = Array(bytes)
         var index = 0
         while index + 3 <= input.count {

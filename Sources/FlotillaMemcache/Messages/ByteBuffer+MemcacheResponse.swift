@@ -94,12 +94,17 @@ extension ByteBuffer {
 
     /// ` k<key>`, or ` k<base64 key> b` for a binary key, as meta replies echo keys.
     public mutating func writeMetaKey(_ key: ByteBuffer, binary: Bool) {
+        key.withUnsafeReadableBytes { self.writeMetaKey(bytes: $0, binary: binary) }
+    }
+
+    /// The same, for a key held as bytes (the cache's items).
+    public mutating func writeMetaKey(bytes key: UnsafeRawBufferPointer, binary: Bool) {
         self.writeStaticString(" k")
         if binary {
-            Base64Key.encode(key.readableBytesView, into: &self)
+            Base64Key.encode(key, into: &self)
             self.writeStaticString(" b")
         } else {
-            self.writeImmutableBuffer(key)
+            self.writeBytes(key)
         }
     }
 

@@ -209,7 +209,6 @@ struct ProxyEngine {
     // MARK: Stats
 
     func statsReply() -> ByteBuffer {
-        var reply = ByteBuffer()
         let health = proxy.health.snapshot()
         let rebuilds = proxy.rebuilds.snapshot()
         let uptime = ContinuousClock.now - proxy.startedAt
@@ -244,11 +243,7 @@ struct ProxyEngine {
             lines.append(("shard:\(name):rebuilds", "\(rebuilds[index].completed)"))
             lines.append(("shard:\(name):outstanding", "\(outstanding(index))"))
         }
-        for (name, value) in lines {
-            reply.writeString("STAT \(name) \(value)\r\n")
-        }
-        reply.writeStaticString("END\r\n")
-        return reply
+        return Self.statLines(lines)
     }
 }
 
