@@ -155,16 +155,7 @@ struct CacheEngine {
                 }
                 guard let slot = found else { return false }
                 let item = stripe[slot]
-                item.withKeyBytes { key in
-                    out.writeValueHeader(
-                        keyBytes: key,
-                        flags: item.flags,
-                        length: item.valueLength,
-                        cas: request.returnsCAS ? item.cas : nil
-                    )
-                }
-                item.writeValue(into: &out)
-                out.writeStaticString("\r\n")
+                item.writeValueBlock(cas: request.returnsCAS ? item.cas : nil, into: &out)
                 return true
             }
             if request.touches {

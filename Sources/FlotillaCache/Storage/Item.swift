@@ -1,3 +1,4 @@
+import FlotillaMemcache
 import NIOCore
 
 #if canImport(Glibc)
@@ -45,6 +46,20 @@ struct Item {
         guard other.count == Int(keyLength) else { return false }
         return withKeyBytes { mine in
             other.isEmpty || memcmp(mine.baseAddress!, other.baseAddress!, other.count) == 0
+        }
+    }
+
+    /// Writes the item as a retrieval's hit (`VALUE` line, value, CRLF), copied from its storage.
+    @inline(__always)
+    func writeValueBlock(cas: UInt64?, into out: inout ByteBuffer) {
+        storage.withUnsafeBytes { bytes in
+            let split = Int(self.keyLength)
+            out.writeValueBlock(
+                key: UnsafeRawBufferPointer(rebasing: bytes[..<split]),
+                value: UnsafeRawBufferPointer(rebasing: bytes[split...]),
+                flags: flags,
+                cas: cas
+            )
         }
     }
 

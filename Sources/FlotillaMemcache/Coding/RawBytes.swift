@@ -58,6 +58,26 @@ struct RawWriter {
         }
     }
 
+    mutating func put(_ bytes: UnsafeRawBufferPointer) {
+        if let start = bytes.baseAddress { (base + count).copyMemory(from: start, byteCount: bytes.count) }
+        count += bytes.count
+    }
+
+    /// `VALUE <key> <flags> <length>[ <cas>]\r\n`: at most `ByteBuffer.valueHeaderLimit` bytes.
+    mutating func putValueHeader(key: UnsafeRawBufferPointer, flags: UInt32, length: Int, cas: UInt64?) {
+        put("VALUE ")
+        put(key)
+        put(byte: UInt8(ascii: " "))
+        put(decimal: UInt64(flags))
+        put(byte: UInt8(ascii: " "))
+        put(decimal: UInt64(length))
+        if let cas {
+            put(byte: UInt8(ascii: " "))
+            put(decimal: cas)
+        }
+        put("\r\n")
+    }
+
     mutating func put(byte: UInt8) {
         base.storeBytes(of: byte, toByteOffset: count, as: UInt8.self)
         count += 1

@@ -72,24 +72,39 @@ extension ByteBuffer {
         key.withUnsafeReadableBytes { self.writeValueHeader(keyBytes: $0, flags: flags, length: length, cas: cas) }
     }
 
-    /// The same, for a key held as bytes (the cache's items).
+    /// The same, for a key held as bytes, with one capacity check.
     public mutating func writeValueHeader(
         keyBytes key: UnsafeRawBufferPointer,
         flags: UInt32,
         length: Int,
         cas: UInt64?
     ) {
-        self.writeStaticString("VALUE ")
-        self.writeBytes(key)
-        self.writeInteger(UInt8(ascii: " "))
-        self.writeDecimal(UInt64(flags))
-        self.writeInteger(UInt8(ascii: " "))
-        self.writeDecimal(UInt64(length))
-        if let cas {
-            self.writeInteger(UInt8(ascii: " "))
-            self.writeDecimal(cas)
+        writeFields(maximumLength: Self.valueHeaderLimit(keyLength: key.count)) { writer in
+            writer.putValueHeader(key: key, flags: flags, length: length, cas: cas)
         }
-        self.writeStaticString("\r\n")
+    }
+
+    /// A hit's whole block, `VALUE <key> <flags> <bytes>[ <cas unique>]\r\n<value>\r\n`, from
+    /// bytes held elsewhere (the cache's items), with one capacity check: written field by field,
+    /// each `ByteBuffer.write…` call checks capacity and ownership again, a dozen times a hit.
+    public mutating func writeValueBlock(
+        key: UnsafeRawBufferPointer,
+        value: UnsafeRawBufferPointer,
+        flags: UInt32,
+        cas: UInt64?
+    ) {
+        writeFields(maximumLength: Self.valueHeaderLimit(keyLength: key.count) + value.count + 2) { writer in
+            writer.putValueHeader(key: key, flags: flags, length: value.count, cas: cas)
+            writer.put(value)
+            writer.put("\r\n")
+        }
+    }
+
+    /// The longest `VALUE` line for a key of `keyLength` bytes: `VALUE `, the key, and a space and
+    /// at most 10, 20 and 20 digits for flags, length and CAS, then CRLF.
+    @inline(__always)
+    static func valueHeaderLimit(keyLength: Int) -> Int {
+        6 + keyLength + 11 + 21 + 21 + 2
     }
 
     /// ` k<key>`, or ` k<base64 key> b` for a binary key, as meta replies echo keys.
