@@ -90,35 +90,12 @@ PY
 printf '%s\n' "$table"
 
 if ((write)); then
-    BR_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
-    BR_CPUS="$(nproc)"
-    BR_VERSIONS="$(memcached -V); flotilla $("$flotilla" --version 2>/dev/null | head -n 1)"
-    export BR_TABLE="$table" BR_DATE BR_CPUS BR_VERSIONS BR_ROUNDS="$rounds" BR_DURATION="$duration" BR_THREADS="$threads"
-    python3 - "$doc" <<'PY'
-import os, sys
-path = sys.argv[1]
-text = open(path).read()
-begin, end = "<!-- bench-cache-rows:begin -->", "<!-- bench-cache-rows:end -->"
-e = os.environ
-body = "\n".join([
-    begin,
-    f"Measured {e['BR_DATE']} on {e['BR_CPUS']} cores; {e['BR_VERSIONS']}.",
-    "",
-    f"- Reproduce: `scripts/bench-cache-rows.sh --rounds {e['BR_ROUNDS']} --duration {e['BR_DURATION']} "
-    f"--threads \"{e['BR_THREADS']}\" --write`",
-    "- Each row: `flotilla bench --compare memcache://MEMCACHED memcache://FLOTILLA --rounds "
-    f"{e['BR_ROUNDS']} --duration {e['BR_DURATION']} --warmup 1s --connections 32 --threads 2 ARGUMENTS` "
-    "(90 % get / 10 % set, 32-byte keys); medians over the rounds; both servers with the row's thread count "
-    "and 256 MiB.",
-    "",
-    e["BR_TABLE"],
-    end,
-])
-if begin not in text:
-    sys.exit("docs/benchmarks.md has no bench-cache-rows markers")
-head, rest = text.split(begin, 1)
-_, tail = rest.split(end, 1)
-open(path, "w").write(head + body + tail)
-PY
-    say "wrote the bench-cache-rows section of docs/benchmarks.md"
+    write_doc_section bench-cache-rows <<EOF
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores; $(memcached -V); flotilla $("$flotilla" --version 2>/dev/null | head -n 1).
+
+- Reproduce: \`scripts/bench-cache-rows.sh --rounds ${rounds} --duration ${duration} --threads "${threads}" --write\`
+- Each row: \`flotilla bench --compare memcache://MEMCACHED memcache://FLOTILLA --rounds ${rounds} --duration ${duration} --warmup 1s --connections 32 --threads 2 ARGUMENTS\` (90 % get / 10 % set, 32-byte keys); medians over the rounds; both servers with the row's thread count and 256 MiB.
+
+${table}
+EOF
 fi

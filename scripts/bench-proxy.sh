@@ -69,9 +69,8 @@ for row in 1:32:1 1:4:1 2:32:1 2:4:1 1:4:8; do
     results+=("${replicas}:${conns}:${pipeline}:${out}")
 done
 
-export BP_RESULTS="${results[*]}" BP_ROUNDS="$rounds" BP_DURATION="$duration"
-BP_VERSIONS="nutcracker $(nutcracker --version 2>&1 | head -n 1 | awk '{print $NF}'); $(memcached -V)"
-export BP_VERSIONS
+export BP_RESULTS="${results[*]}"
+versions="nutcracker $(nutcracker --version 2>&1 | head -n 1 | awk '{print $NF}'); $(memcached -V)"
 table="$(python3 - <<'PY'
 import json, os
 rows = []
@@ -90,38 +89,13 @@ PY
 printf '%s\n' "$table"
 
 if ((write)); then
-    BP_DATE="$(date -u '+%Y-%m-%d %H:%M UTC')"
-    BP_CPUS="$(nproc)"
-    export BP_TABLE="$table" BP_DATE BP_CPUS
-    python3 - "$doc" <<'PY'
-import os, sys
-path = sys.argv[1]
-text = open(path).read()
-begin, end = "<!-- bench-proxy:begin -->", "<!-- bench-proxy:end -->"
-e = os.environ
-body = "\n".join([
-    begin,
-    f"Measured {e['BP_DATE']} on {e['BP_CPUS']} cores; {e['BP_VERSIONS']}.",
-    "",
-    f"- Reproduce: `scripts/bench-proxy.sh --rounds {e['BP_ROUNDS']} --duration {e['BP_DURATION']} --write`",
-    "- Each row: `flotilla bench --compare memcache://NUTCRACKER memcache://PROXY --rounds "
-    f"{e['BP_ROUNDS']} --duration {e['BP_DURATION']} --warmup 1s --connections N --pipeline P --threads 1 "
-    "--keys 10000` (90 % get / 10 % set, 100-byte values, keys prefilled); medians over the rounds. "
-    "`--pipeline 8` keeps 8 requests in flight on each connection.",
-    "- Both proxies front the same two `memcached -t 1`; the proxy runs `--threads 1` like nutcracker's single "
-    "thread, with `--replicas 1 --distribution ketama` (same placement as nutcracker) and with "
-    "`--replicas 2 --consistency quorum` (each write on both servers, which nutcracker cannot do).",
-    "",
-    e["BP_TABLE"],
-    end,
-])
-if begin in text:
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    text = head + body + tail
-else:
-    text = text.rstrip("\n") + "\n\n## `flotilla cache-proxy` vs nutcracker\n\n" + body + "\n"
-open(path, "w").write(text)
-PY
-    say "wrote the bench-proxy section of docs/benchmarks.md"
+    write_doc_section bench-proxy <<EOF
+Measured $(date -u '+%Y-%m-%d %H:%M UTC') on $(nproc) cores; ${versions}.
+
+- Reproduce: \`scripts/bench-proxy.sh --rounds ${rounds} --duration ${duration} --write\`
+- Each row: \`flotilla bench --compare memcache://NUTCRACKER memcache://PROXY --rounds ${rounds} --duration ${duration} --warmup 1s --connections N --pipeline P --threads 1 --keys 10000\` (90 % get / 10 % set, 100-byte values, keys prefilled); medians over the rounds. \`--pipeline 8\` keeps 8 requests in flight on each connection.
+- Both proxies front the same two \`memcached -t 1\`; the proxy runs \`--threads 1\` like nutcracker's single thread, with \`--replicas 1 --distribution ketama\` (same placement as nutcracker) and with \`--replicas 2 --consistency quorum\` (each write on both servers, which nutcracker cannot do).
+
+${table}
+EOF
 fi

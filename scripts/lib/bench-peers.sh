@@ -158,3 +158,20 @@ start_memcached() {
         pids+=($!)
     done
 }
+
+# write_doc_section NAME: replaces what lies between <!-- NAME:begin --> and <!-- NAME:end --> in
+# docs/benchmarks.md with standard input (the markers stay); fails when the markers are missing.
+write_doc_section() {
+    python3 - "$doc" "$1" <<'PY'
+import sys
+path, name = sys.argv[1], sys.argv[2]
+text = open(path).read()
+begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
+if begin not in text or end not in text:
+    sys.exit(f"{path} has no {begin} ... {end} section")
+head, rest = text.split(begin, 1)
+_, tail = rest.split(end, 1)
+open(path, "w").write(head + begin + "\n" + sys.stdin.read().strip("\n") + "\n" + end + tail)
+PY
+    say "wrote the $1 section of docs/benchmarks.md"
+}
