@@ -24,13 +24,13 @@ extension BenchTests {
         }()
 
         @Test(
-            "closed-loop p50, p90, p99 within 2 % of the latency the server measured",
+            "closed-loop p50, p90, p99 are the server's latency plus one transport delay, within 2 %",
             .timeLimit(.minutes(1)),
             arguments: [DelayWireProtocol.memcache, .http]
         )
         func accuracy(wireProtocol: DelayWireProtocol) async throws {
-            // A few milliseconds of scheduling delay on a loaded two-core machine (another suite, a compiler) is
-            // enough to miss 2 %; that says nothing about the bench, so a miss is measured again, twice at most.
+            // A loaded two-core machine (another suite, a compiler) can still shift a whole run: a miss is
+            // measured again, twice at most.
             var misses: [String] = []
             for attempt in 1...3 {
                 let attemptMisses = try await measureAccuracy(wireProtocol)
@@ -38,7 +38,7 @@ extension BenchTests {
                 misses += attemptMisses.map { "attempt \(attempt): \($0)" }
             }
             Issue.record(
-                "reported percentiles off by more than 2 % in all 3 attempts:\n\(misses.joined(separator: "\n"))"
+                "reported percentiles off in all 3 attempts:\n\(misses.joined(separator: "\n"))"
             )
         }
 
@@ -70,15 +70,24 @@ extension BenchTests {
                 } else {
                     #expect(report.hits == nil && report.misses == nil)
                 }
+                // The bench times a request from its write to its reply, the server from the request's arrival to
+                // its reply: the bench's figure carries one transport delay more, a fraction of a millisecond on an
+                // idle machine and a few on a busy one (the event loops' scheduling), the same at every percentile.
+                // So each percentile must be the server's plus the transport delay seen at p50, within 2 % of the
+                // percentile (a wrong quantile is off by far more: p95 here is 10 % below p99), and that delay must
+                // be small beside the latency itself (at most 10 % of p50) and never negative.
+                let expected = [50.0, 90, 99].map { BenchTests.percentile($0, of: truth) }
+                let reported = [report.latencyUs.p50, report.latencyUs.p90, report.latencyUs.p99]
+                let transport = reported[0] - expected[0]
                 var misses: [String] = []
-                for (name, percent, reported) in [
-                    ("p50", 50.0, report.latencyUs.p50), ("p90", 90, report.latencyUs.p90),
-                    ("p99", 99, report.latencyUs.p99),
-                ] {
-                    let expected = BenchTests.percentile(percent, of: truth)
-                    if abs(reported - expected) > 0.02 * expected {
-                        misses.append("\(name): reported \(reported) µs, true \(expected) µs")
-                    }
+                if transport < -0.02 * expected[0] || transport > 0.1 * expected[0] {
+                    misses.append("p50: reported \(reported[0]) µs, true \(expected[0]) µs")
+                }
+                for (index, name) in [(1, "p90"), (2, "p99")]
+                where abs(reported[index] - expected[index] - transport) > 0.02 * expected[index] {
+                    misses.append(
+                        "\(name): reported \(reported[index]) µs, true \(expected[index]) µs + transport \(transport) µs"
+                    )
                 }
                 return misses
             }
