@@ -161,17 +161,21 @@ start_memcached() {
 
 # write_doc_section NAME: replaces what lies between <!-- NAME:begin --> and <!-- NAME:end --> in
 # docs/benchmarks.md with standard input (the markers stay); fails when the markers are missing.
+# (The program goes in -c: standard input is the section's text.)
 write_doc_section() {
-    python3 - "$doc" "$1" <<'PY'
+    python3 -c '
 import sys
 path, name = sys.argv[1], sys.argv[2]
 text = open(path).read()
 begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
 if begin not in text or end not in text:
     sys.exit(f"{path} has no {begin} ... {end} section")
+body = sys.stdin.read().strip("\n")
+if not body:
+    sys.exit(f"nothing to write into the {name} section")
 head, rest = text.split(begin, 1)
 _, tail = rest.split(end, 1)
-open(path, "w").write(head + begin + "\n" + sys.stdin.read().strip("\n") + "\n" + end + tail)
-PY
+open(path, "w").write(head + begin + "\n" + body + "\n" + end + tail)
+' "$doc" "$1"
     say "wrote the $1 section of docs/benchmarks.md"
 }
