@@ -288,6 +288,16 @@ class Raw:
         self.close()
 
 
+def first_difference(got: bytes, expected: bytes) -> str | None:
+    """None when equal; else where two long replies part, briefly. pytest's own diff of two
+    megabyte-long byte strings is quadratic and would run for hours."""
+    if got == expected:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(got, expected)) if a != b), min(len(got), len(expected)))
+    return (f"{len(got)} bytes against {len(expected)} expected, first difference at byte {at}: "
+            f"got {got[max(0, at - 40):at + 80]!r}, expected {expected[max(0, at - 40):at + 80]!r}")
+
+
 def large_gets(address: tuple[str, int], request: bytes, done) -> None:
     """Sends `request` (a large get) again and again and reads each reply to its END, counting
     answered replies in `done` (a multiprocessing.Value): the load of a client asking for many

@@ -25,8 +25,8 @@ import pytest
 from pymemcache.exceptions import MemcacheClientError
 
 from flotilla_server import REPO, require_peer
-from proxy_support import (CacheProxy, CacheShards, Memcached, Raw, Shards, free_port, require_memcached,
-                           third_client_latencies, wait_for)
+from proxy_support import (CacheProxy, CacheShards, Memcached, Raw, Shards, first_difference, free_port,
+                           require_memcached, third_client_latencies, wait_for)
 
 FLOTILLA_BIN = os.environ.get("FLOTILLA_BIN") or str(REPO / ".build" / "debug" / "flotilla")
 MiB = 1 << 20
@@ -613,7 +613,8 @@ def test_a_client_that_reads_late_gets_every_reply_in_order(shards):
             expected = b"".join(b"VALUE %s 0 %d\r\n%s\r\n" % (key.encode(), len(value), value)
                                 for key, value in values.items()) + b"END\r\n"
             for index in range(gets):
-                assert late.read_until(b"END\r\n", limit=8 << 20) == expected, f"reply {index}"
+                difference = first_difference(late.read_until(b"END\r\n", limit=8 << 20), expected)
+                assert difference is None, f"reply {index}: {difference}; proxy log: {proxy.log[-5:]}"
         assert client.get("late:0") == values["late:0"]
         assert proxy.terminate() == 0
 
